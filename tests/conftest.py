@@ -1,0 +1,35 @@
+"""Shared fixtures: one small simulated world per session, in a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.pipeline import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates, run_simulation
+from training.settings import Settings
+from training.simulate import SimConfig
+
+SIM = SimConfig(users=20_000, days=180, seed=7)
+
+
+def make_settings(root: Path) -> Settings:
+    return Settings(data_dir=root / "data", mlruns_dir=root / "mlruns", keys_file=root / "keys.json",
+                    audit_log=root / "audit.log")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A simulated warehouse with train, out-of-time and serving snapshots."""
+    s = make_settings(tmp_path_factory.mktemp("world"))
+    run_simulation(SIM, s, progress=False)
+    dates = default_dates(s)
+    build_snapshot(s, dates.train)
+    build_snapshot(s, dates.oot)
+    build_serving_snapshot(s, dates.serving)
+    return s
+
+
+@pytest.fixture(scope="session")
+def dates(settings: Settings) -> SnapshotDates:
+    return default_dates(settings)

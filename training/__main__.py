@@ -1,0 +1,83 @@
+"""Command line of the offline side: `python -m training --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from training.settings import get_settings
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from training.pipeline import run_simulation
+    from training.simulate import SimConfig
+
+    settings = get_settings()
+    counts = run_simulation(SimConfig(users=args.users, days=args.days, seed=args.seed), settings)
+    for name, n in counts.items():
+        print(f"{name:22s} {n:>12,d} rows")
+    print(f"warehouse: {settings.warehouse_db} (Parquet in {settings.warehouse_dir}); truth: {settings.truth_dir}")
+
+
+def _cmd_load(args: argparse.Namespace) -> None:
+    from training.warehouse import ContractError, load_dir
+
+    try:
+        counts = load_dir(Path(args.dir), get_settings())
+    except ContractError as e:
+        sys.exit(str(e))
+    for name, n in counts.items():
+        print(f"{name:22s} {n:>12,d} rows loaded")
+
+
+def _cmd_features(args: argparse.Namespace) -> None:
+    from training.pipeline import build_serving_snapshot, build_snapshot, default_dates
+
+    settings = get_settings()
+    if args.as_of:
+        paths = build_snapshot(settings, args.as_of)
+        print(f"features and labels as of {args.as_of}: {paths.root}")
+        return
+    dates = default_dates(settings)
+    for as_of in (dates.train, dates.oot):
+        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of).root}")
+    build_serving_snapshot(settings, dates.serving)
+    print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
+    p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
+    p.add_argument("--days", type=int, default=180, help="days of events (default 180; at least 120)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same data")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("load", help="validate <table>.parquet|csv files in DIR against the contract and load them")
+    p.add_argument("dir", help="folder with one file per contract table (see README, 'Warehouse contract')")
+    p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser(
+        "features",
+        help="point-in-time features and labels",
+        description="Without --as-of: the train snapshot, the out-of-time snapshot one label window later "
+        "(the latest with a full label window) and the serving snapshot at the end of the data.",
+    )
+    p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
+    p.set_defaults(func=_cmd_features)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "days", 120) < 120:
+        parser.error("--days must be at least 120: two snapshots need 90 days of history and 30-day label windows")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

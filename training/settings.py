@@ -1,0 +1,62 @@
+"""One settings object for training and service, read from OPSCORE_* env vars and .env."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPSCORE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    mlruns_dir: Path = Path("mlruns")
+    keys_file: Path = Path("data/keys.json")
+    audit_log: Path = Path("data/audit.log")
+    # Keyed hash for user ids in the audit log; override in any real deployment.
+    audit_secret: SecretStr = SecretStr("opscore-dev-audit-secret")
+
+    sim_start: date = date(2025, 1, 1)
+    churn_window_days: int = 30
+    label_window_days: int = 30
+    review_capacity: float = Field(0.01, description="share of users the abuse team can review")
+    max_batch: int = 10_000
+    lookalike_min_seed: int = 100
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"
+
+    @property
+    def warehouse_db(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.data_dir / "truth"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.data_dir / "snapshot"
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlruns_dir.resolve()}/mlflow.db"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.mlruns_dir / "artifacts").resolve().as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
