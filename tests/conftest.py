@@ -33,3 +33,29 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def dates(settings: Settings) -> SnapshotDates:
     return default_dates(settings)
+
+
+@pytest.fixture(scope="session")
+def tracking(settings: Settings) -> Settings:
+    """MLflow pointed at a sqlite store in the session's temporary folder."""
+    import os
+
+    from training.registry import setup_tracking
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    setup_tracking(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def trained(tracking: Settings, dates: SnapshotDates) -> dict:
+    """Churn and promo-abuse champions trained on the session's world."""
+    from training import datasets
+    from training.train import train_binary
+
+    out = {}
+    for name, registered in (("churn", "churn"), ("abuse", "promo_abuse")):
+        ds = getattr(datasets, name)(tracking, dates)
+        capacity = tracking.review_capacity if name == "abuse" else None
+        out[name] = (ds, train_binary(ds, registered, tracking, review_capacity=capacity))
+    return out

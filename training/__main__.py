@@ -48,6 +48,35 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
 
 
+MODELS = {"churn": "churn", "abuse": "promo_abuse"}
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from training import datasets
+    from training.pipeline import default_dates
+    from training.registry import setup_tracking
+    from training.train import train_binary
+
+    settings = get_settings()
+    setup_tracking(settings)
+    names = list(MODELS) if args.model == "all" else [args.model]
+    if args.table and len(names) != 1:
+        sys.exit("--table trains one model: name it (e.g. `train churn --table PATH --target COLUMN`)")
+    if args.table and not args.target:
+        sys.exit("--table needs --target COLUMN")
+    dates = None if args.table else default_dates(settings)
+    for name in names:
+        if args.table:
+            ids = args.id_columns.split(",") if args.id_columns else None
+            ds = datasets.from_table(Path(args.table), args.target, ids, args.date_column)
+        else:
+            ds = getattr(datasets, name)(settings, dates)
+        capacity = settings.review_capacity if name == "abuse" else None
+        r = train_binary(ds, MODELS[name], settings, force=args.force_promote, review_capacity=capacity)
+        figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(("oot_auc", "oracle", "precision", "recall")))
+        print(f"{MODELS[name]} v{r.version} (run {r.run_id}): {figures}; {r.decision.reason}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -71,6 +100,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
     p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser(
+        "train",
+        help="train, evaluate out-of-time, log to MLflow and gate the champion",
+        description="Trains on the train snapshot and validates on the out-of-time one; with --table, on your own "
+        "flat feature table instead. Runs, metrics and plots go to MLflow (MLFLOW_TRACKING_URI, default "
+        "sqlite:///mlruns/mlflow.db); the new version becomes @champion only if it beats the current one.",
+    )
+    p.add_argument("model", choices=["all", *MODELS], help="which model")
+    p.add_argument("--force-promote", action="store_true", help="make the new version champion whatever the gate says")
+    p.add_argument("--table", help="a Parquet/CSV file of features, one row per entity, instead of the snapshots")
+    p.add_argument("--target", help="with --table: the binary label column")
+    p.add_argument("--id-columns", help="with --table: comma-separated id columns (default: detected, names like *_id)")
+    p.add_argument("--date-column", help="with --table: split out-of-time on this column (default: detected)")
+    p.set_defaults(func=_cmd_train)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

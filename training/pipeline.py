@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run_simulation(cfg: SimConfig, settings: Settings, progress: bool = True) -> dict[str, int]:
     world = simulate(cfg, progress=progress)
     warehouse.write_tables(world.tables, settings)
-    warehouse.write_truth(world.truth, settings)
+    warehouse.write_truth(world.truth, world.meta, settings)
     return {name: len(df) for name, df in world.tables.items()}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +20,6 @@ class Settings(BaseSettings):
     # Keyed hash for user ids in the audit log; override in any real deployment.
     audit_secret: SecretStr = SecretStr("opscore-dev-audit-secret")
 
-    sim_start: date = date(2025, 1, 1)
     churn_window_days: int = 30
     label_window_days: int = 30
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")

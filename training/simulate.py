@@ -9,6 +9,7 @@ truth table so the oracle churn probability can be computed for any snapshot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ class SimConfig:
     users: int = 20_000
     days: int = 180
     seed: int = 0
+    start: date = date(2025, 1, 1)
     abuse_share: float = 0.03
     confirmed_share: float = 0.35
 
@@ -44,6 +46,7 @@ class World:
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     truth: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -63,6 +66,11 @@ def die_logit(die_offset: np.ndarray, act_logit: np.ndarray) -> np.ndarray:
 
 def is_boundary(t: int, days: int) -> bool:
     return (days - t) % CHURN_PERIOD_DAYS == 0
+
+
+def _activity(idx, day, launches, pv, msg) -> tuple[np.ndarray, ...]:
+    """One day's activity rows in compact dtypes: a million users make tens of millions of rows."""
+    return (idx.astype(np.int32), day.astype(np.int16), launches.astype(np.int16), pv.astype(np.int16), msg.astype(np.int8))
 
 
 def _nullable(values: np.ndarray, present: np.ndarray, dtype: str) -> pd.arrays.IntegerArray:
@@ -194,7 +202,7 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     honey = np.where(signup >= 0, 1.5, 0.0)
     push_rate = rng.uniform(0.03, 0.2, n)
     sms_rate = rng.uniform(0.0, 0.06, n)
-    die_offset = -3.2 + 0.6 * z_f * push_rate / 0.1 - 0.3 * bound_card - 0.2 * np.log(value / 50)
+    die_offset = -3.2 + 0.45 * z_f * push_rate / 0.1 - 0.3 * bound_card - 0.2 * np.log(value / 50)
     # Coupon hunters redeem the new-user offer within days and then go dormant.
     redeem = np.where(rng.random(n) < np.where(is_ring, 0.9, 0.25), signup + rng.integers(0, 3, n), -10**6)
     base[is_ring], honey[is_ring], die_offset[is_ring] = -3.0, 0.0, 3.0
@@ -208,7 +216,7 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
 
     pref = rng.dirichlet([2.0, 1.5, 1.0, 1.0], n) * 4
     pref[:, 3] *= np.exp(0.5 * z_p)  # the price-sensitive browse the activity centre
-    open_p = sigmoid(-1.5 + 0.8 * z_e)
+    open_p = sigmoid(-1.5 + 0.8 * z_e - 0.6 * z_f)  # the contact-fatigued stop opening
     fund_p = 0.04 * np.minimum(pref[:, 1], 3)
     repay_late = np.exp(L["z_r_obs"] - 1.2)
     util = rng.beta(2, 3, n)
@@ -218,10 +226,11 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
 
     # Before the window: a signup day row and, for users who died before day 0, their last day.
     pre = np.flatnonzero(signup < 0)
-    dead_pre = pre[death[pre] <= 0]
+    # The last day before leaving, unless that was the signup day itself.
+    dead_pre = pre[(death[pre] <= 0) & (death[pre] - 1 > signup[pre])]
     for idx, day in ((pre, signup[pre]), (dead_pre, death[dead_pre] - 1)):
         k = len(idx)
-        act_rows.append((idx, day, np.ones(k, int), rng.poisson(1, (k, 4)), np.zeros((k, 4), int)))
+        act_rows.append(_activity(idx, day, np.ones(k), rng.poisson(1, (k, 4)), np.zeros((k, 4))))
     red_pre = pre[redeem[pre] >= signup[pre]]
     red_pre = red_pre[redeem[red_pre] < np.minimum(death[red_pre], 0)]
     txn_rows.append((red_pre, redeem[red_pre], np.full(len(red_pre), 4), np.full(len(red_pre), 20.0), np.full(len(red_pre), -1)))
@@ -242,20 +251,21 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
         listed = np.flatnonzero((signup <= t) & (t < death + MESSAGE_LIST_GRACE_DAYS))
         push = listed[rng.random(len(listed)) < push_rate[listed]]
         sms = listed[rng.random(len(listed)) < sms_rate[listed]]
-        rows = np.union1d(np.union1d(act, push), sms)
+        flags = np.zeros((n, 3), dtype=bool)
+        flags[act, 0], flags[push, 1], flags[sms, 2] = True, True, True
+        rows = np.flatnonzero(flags.any(axis=1))
+        f = flags[rows]
         k = len(rows)
-        launches = np.zeros(k, int)
-        ia = np.searchsorted(rows, act)
-        launches[ia] = 1 + rng.poisson(np.exp(0.4 * z_e[act]))
+        launches = np.zeros(k, np.int16)
+        launches[f[:, 0]] = 1 + rng.poisson(np.exp(0.4 * z_e[rows[f[:, 0]]]))
         pv = rng.poisson(launches[:, None] * pref[rows])
-        msg = np.zeros((k, 4), int)
+        msg = np.zeros((k, 4), np.int8)
+        msg[:, 0], msg[:, 2] = f[:, 1], f[:, 2]
         alive_row = (signup[rows] <= t) & (t < death[rows])
-        msg[np.searchsorted(rows, push), 0] = 1
-        msg[np.searchsorted(rows, sms), 2] = 1
         opened = alive_row & (rng.random(k) < open_p[rows])
         msg[:, 1] = msg[:, 0] * opened
         msg[:, 3] = msg[:, 2] * opened * (rng.random(k) < 0.5)
-        act_rows.append((rows, np.full(k, t), launches, pv, msg))
+        act_rows.append(_activity(rows, np.full(k, t), launches, pv, msg))
 
         # Money movements happen on active days.
         r = rng.random((len(act), 4))
@@ -308,12 +318,11 @@ def _day_to_date(start: np.datetime64, day: np.ndarray) -> np.ndarray:
 
 
 def _assemble(cfg, users, L, act_rows, txn_rows, loan_rows, assign_rows, camp_rows, P) -> World:
-    from training.settings import get_settings
-
-    start = np.datetime64(get_settings().sim_start, "D")
+    start = np.datetime64(cfg.start, "D")
     uid = P["uid"]
     rng = np.random.default_rng(cfg.seed + 1)
-    world = World()
+    world = World(meta={"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
+                        "churn_period_days": CHURN_PERIOD_DAYS})
 
     users_out = users.drop(columns="signup_day")
     users_out.insert(1, "signup_date", _day_to_date(start, users["signup_day"].to_numpy()))
@@ -329,8 +338,7 @@ def _assemble(cfg, users, L, act_rows, txn_rows, loan_rows, assign_rows, camp_ro
         act[col] = pv[:, j].astype(np.int16)
     for j, col in enumerate(["push_received", "push_opened", "sms_received", "sms_opened"]):
         act[col] = msg[:, j].astype(np.int16)
-    # Pre-window rows can coincide (signup day = last day): keep one per key.
-    world.tables["daily_activity"] = act.drop_duplicates(["user_id", "activity_date"], keep="last").reset_index(drop=True)
+    world.tables["daily_activity"] = act
 
     t_idx = np.concatenate([r[0] for r in txn_rows])
     t_type = np.concatenate([r[2] for r in txn_rows])

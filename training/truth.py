@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import numpy as np
 import pandas as pd
 
@@ -16,14 +19,19 @@ def read_truth(settings: Settings, name: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def as_of_day(settings: Settings, as_of: pd.Timestamp) -> int:
-    return int((pd.Timestamp(as_of) - pd.Timestamp(settings.sim_start)).days)
+def meta(settings: Settings) -> dict:
+    return json.loads((settings.truth_dir / "meta.json").read_text())
+
+
+def as_of_day(settings: Settings, as_of: date) -> int:
+    """Day index of a date in the simulation (day 0 is its first day)."""
+    return int((pd.Timestamp(as_of) - pd.Timestamp(meta(settings)["start"])).days)
 
 
 def churn_probability(truth_users: pd.DataFrame, day: int, days: int, window: int = 30) -> pd.Series:
     """P(no launch in [day, day+window)) for users not gone before `day`, from latent parameters.
 
-    `days` is the simulated length, which fixes where the leave boundaries fall.
+    `days` is the simulated length (meta.json), which fixes where the leave boundaries fall.
     """
     t = truth_users
     args = [t[c].to_numpy() for c in ("active_base", "active_trend", "active_honey", "signup_day")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -24,8 +25,9 @@ def write_tables(tables: dict[str, pd.DataFrame], settings: Settings) -> None:
     _create_views(settings)
 
 
-def write_truth(truth: dict[str, pd.DataFrame], settings: Settings) -> None:
+def write_truth(truth: dict[str, pd.DataFrame], meta: dict, settings: Settings) -> None:
     settings.truth_dir.mkdir(parents=True, exist_ok=True)
+    (settings.truth_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     for name, df in truth.items():
         df.to_parquet(settings.truth_dir / f"{name}.parquet", index=False)
 

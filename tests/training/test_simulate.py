@@ -62,7 +62,7 @@ def test_oracle_auc_is_where_real_models_are(settings, dates, record_property):
     """The ceiling is realistic: churn 0.75-0.88, default 0.70-0.82, abuse 0.90-0.98."""
     labels = _labels(settings, dates.oot)
     users = truth.read_truth(settings, "users")
-    days = truth.as_of_day(settings, dates.serving)
+    days = truth.meta(settings)["days"]
 
     eligible = labels[labels.churn_eligible]
     p = truth.churn_probability(users, truth.as_of_day(settings, dates.oot), days).reindex(eligible.index)
@@ -88,7 +88,7 @@ def test_churn_oracle_is_calibrated(settings, dates):
     labels = _labels(settings, dates.oot)
     eligible = labels[labels.churn_eligible]
     p = truth.churn_probability(truth.read_truth(settings, "users"), truth.as_of_day(settings, dates.oot),
-                                truth.as_of_day(settings, dates.serving)).reindex(eligible.index)
+                                truth.meta(settings)["days"]).reindex(eligible.index)
     assert abs(p.mean() - eligible.churn.mean()) < 0.02
 
 

@@ -1,0 +1,75 @@
+"""Metrics for binary scores (AUC, KS, lift, precision at capacity) and for uplift (Qini)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+
+def ks(y: np.ndarray, score: np.ndarray) -> float:
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(np.max(tpr - fpr))
+
+
+def deciles(y: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """Rate, lift and cumulative gain by score decile (decile 1 = highest scores)."""
+    order = np.argsort(-score, kind="stable")
+    d = np.empty(len(score), dtype=int)
+    d[order] = np.arange(len(score)) * 10 // len(score) + 1
+    t = pd.DataFrame({"decile": d, "y": y, "score": score}).groupby("decile").agg(
+        n=("y", "size"), positives=("y", "sum"), rate=("y", "mean"), mean_score=("score", "mean")
+    )
+    t["lift"] = t["rate"] / max(np.mean(y), 1e-12)
+    t["cum_gain"] = t["positives"].cumsum() / max(np.sum(y), 1)
+    return t
+
+
+def at_capacity(y: np.ndarray, score: np.ndarray, share: float) -> tuple[float, float]:
+    """Precision and recall when the top `share` of scores is reviewed."""
+    k = max(1, int(round(len(score) * share)))
+    top = np.argsort(-score, kind="stable")[:k]
+    hits = float(np.sum(y[top]))
+    return hits / k, hits / max(float(np.sum(y)), 1.0)
+
+
+def binary_metrics(y: np.ndarray, score: np.ndarray, prefix: str = "") -> dict[str, float]:
+    y = np.asarray(y).astype(int)
+    return {
+        f"{prefix}auc": float(roc_auc_score(y, score)),
+        f"{prefix}pr_auc": float(average_precision_score(y, score)),
+        f"{prefix}ks": ks(y, score),
+        f"{prefix}lift_top_decile": float(deciles(y, score)["lift"].iloc[0]),
+        f"{prefix}positive_rate": float(y.mean()),
+        f"{prefix}rows": float(len(y)),
+    }
+
+
+def qini_curve(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray, points: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Incremental conversions among the top share of users ranked by uplift (Radcliffe's Qini)."""
+    order = np.argsort(-uplift, kind="stable")
+    y, t = np.asarray(y)[order].astype(float), np.asarray(treatment)[order].astype(float)
+    cum_t, cum_c = np.cumsum(t), np.cumsum(1 - t)
+    cum_yt, cum_yc = np.cumsum(y * t), np.cumsum(y * (1 - t))
+    idx = np.unique(np.linspace(0, len(y) - 1, points + 1).astype(int))
+    gain = cum_yt[idx] - np.divide(cum_yc[idx] * cum_t[idx], cum_c[idx], out=np.zeros(len(idx)), where=cum_c[idx] > 0)
+    share = (idx + 1) / len(y)
+    return np.concatenate([[0.0], share]), np.concatenate([[0.0], gain])
+
+
+def qini_coefficient(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray) -> float:
+    """Area between the Qini curve and the random-targeting diagonal, per treated user."""
+    share, gain = qini_curve(y, treatment, uplift)
+    area = np.trapezoid(gain, share) - gain[-1] / 2
+    return float(area / max(np.sum(treatment), 1))
+
+
+def uplift_by_decile(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray) -> pd.DataFrame:
+    order = np.argsort(-uplift, kind="stable")
+    d = np.empty(len(uplift), dtype=int)
+    d[order] = np.arange(len(uplift)) * 10 // len(uplift) + 1
+    df = pd.DataFrame({"decile": d, "y": y, "t": treatment, "pred": uplift})
+    g = df.groupby("decile")
+    rate_t = g.apply(lambda x: x.y[x.t == 1].mean(), include_groups=False)
+    rate_c = g.apply(lambda x: x.y[x.t == 0].mean(), include_groups=False)
+    return pd.DataFrame({"predicted_uplift": g.pred.mean(), "observed_uplift": rate_t - rate_c, "n": g.size()})
