@@ -10,6 +10,7 @@ import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 from pathlib import Path
 
 import lightgbm as lgb
@@ -84,10 +85,62 @@ def reason_frame(spec: FeatureSpec, X: np.ndarray, idx: np.ndarray, vals: np.nda
     return pd.DataFrame(out, index=raw.index)
 
 
+class Scorer(Protocol):
+    """What every served model offers the service's numpy hot path (and the pyfunc below).
+
+    `predict` gives the headline score (a probability, or the uplift for response); `contributions`
+    gives per-feature contributions where positive pushes the score up (the reasons);
+    `extras` gives model-specific columns (P(treated), points, PD, points per feature...).
+    """
+
+    kind: ClassVar[str]
+    spec: FeatureSpec
+    band_edges: list[float]
+    segments: SegmentGrid | None
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def contributions(self, X: np.ndarray) -> np.ndarray: ...
+
+    def extras(self, X: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def save(self, folder: Path) -> dict[str, Path]: ...
+
+    @classmethod
+    def load(cls, artifacts: dict[str, str]) -> Scorer: ...
+
+
+def segment(scorer: Scorer, X: np.ndarray) -> np.ndarray | None:
+    if scorer.segments is None:
+        return None
+    col = [scorer.spec.names.index(c) for c in SEGMENT_COLUMNS]
+    return scorer.segments.assign(X[:, col[0]], X[:, col[1]], X[:, col[2]])
+
+
+def segments_for(spec: FeatureSpec, features: pd.DataFrame) -> SegmentGrid | None:
+    return SegmentGrid.fit(features) if all(c in spec.names for c in SEGMENT_COLUMNS) else None
+
+
+def write_meta(folder: Path, kind: str, spec: FeatureSpec, band_edges: list[float],
+               segments: SegmentGrid | None, **extra) -> Path:
+    path = folder / "meta.json"
+    path.write_text(json.dumps({"kind": kind, "spec": spec.to_dict(), "band_edges": band_edges,
+                                "value_edges": segments.value_edges if segments else None, **extra}))
+    return path
+
+
+def read_meta(artifacts: dict[str, str]) -> tuple[dict, FeatureSpec, SegmentGrid | None]:
+    verify_checksums(artifacts)
+    meta = json.loads(Path(artifacts["meta"]).read_text())
+    grid = SegmentGrid(meta["value_edges"]) if meta["value_edges"] is not None else None
+    return meta, FeatureSpec.from_dict(meta["spec"]), grid
+
+
 @dataclass
 class BinaryScorer:
     """A LightGBM binary classifier with deciles, SHAP reasons and segments."""
 
+    kind: ClassVar[str] = "binary"
     booster: lgb.Booster
     spec: FeatureSpec
     band_edges: list[float]
@@ -100,64 +153,77 @@ class BinaryScorer:
         """Per-feature SHAP values in log-odds (LightGBM's own TreeSHAP), bias column dropped."""
         return self.booster.predict(X, pred_contrib=True, num_threads=1)[:, :-1]
 
-    def segment(self, X: np.ndarray) -> np.ndarray:
-        col = [self.spec.names.index(c) for c in SEGMENT_COLUMNS]
-        return self.segments.assign(X[:, col[0]], X[:, col[1]], X[:, col[2]])
+    def extras(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
 
     def save(self, folder: Path) -> dict[str, Path]:
-        paths = {"booster": folder / "booster.txt", "meta": folder / "meta.json"}
+        paths = {"booster": folder / "booster.txt"}
         self.booster.save_model(str(paths["booster"]))
-        paths["meta"].write_text(json.dumps(
-            {"spec": self.spec.to_dict(), "band_edges": self.band_edges,
-             "value_edges": self.segments.value_edges if self.segments else None}
-        ))
+        paths["meta"] = write_meta(folder, self.kind, self.spec, self.band_edges, self.segments)
         return paths
 
     @classmethod
     def load(cls, artifacts: dict[str, str]) -> BinaryScorer:
-        verify_checksums(artifacts)
-        meta = json.loads(Path(artifacts["meta"]).read_text())
-        return cls(
-            booster=lgb.Booster(model_file=artifacts["booster"]),
-            spec=FeatureSpec.from_dict(meta["spec"]),
-            band_edges=meta["band_edges"],
-            segments=SegmentGrid(meta["value_edges"]) if meta["value_edges"] is not None else None,
-        )
+        meta, spec, grid = read_meta(artifacts)
+        return cls(lgb.Booster(model_file=artifacts["booster"]), spec, meta["band_edges"], grid)
 
 
-class BinaryModel(mlflow.pyfunc.PythonModel):
-    """MLflow face of BinaryScorer: a feature DataFrame in, scores, deciles, segments and reasons out."""
+def load_scorer(artifacts: dict[str, str]) -> Scorer:
+    """The scorer a model's artifacts describe (meta.json names its kind)."""
+    kind = json.loads(Path(artifacts["meta"]).read_text())["kind"] if Path(artifacts.get("meta", "")).is_file() else None
+    if kind == "binary":
+        return BinaryScorer.load(artifacts)
+    if kind == "uplift":
+        from training.uplift import UpliftScorer
+
+        return UpliftScorer.load(artifacts)
+    if kind == "scorecard":
+        from training.scorecard import ScorecardScorer
+
+        return ScorecardScorer.load(artifacts)
+    raise ArtifactError(f"model meta missing or of unknown kind {kind!r}")
+
+
+def score_frame(s: Scorer, model_input: pd.DataFrame) -> pd.DataFrame:
+    """Scores, deciles, segment, model-specific columns and top reasons for a feature DataFrame."""
+    X = s.spec.to_matrix(model_input)
+    score = s.predict(X)
+    out = pd.DataFrame({"score": score, "band": bands(score, s.band_edges)}, index=model_input.index)
+    seg = segment(s, X)
+    if seg is not None:
+        out["segment"] = seg
+    for name, values in s.extras(X).items():
+        if values.ndim == 2:  # per-feature values, e.g. scorecard points
+            for j, f in enumerate(s.spec.names):
+                out[f"{name}_{f}"] = values[:, j]
+        else:
+            out[name] = values
+    idx, vals = top_reasons(s.contributions(X))
+    return pd.concat([out, reason_frame(s.spec, X, idx, vals, model_input)], axis=1)
+
+
+class ScoringModel(mlflow.pyfunc.PythonModel):
+    """MLflow face of every scorer: a feature DataFrame in, scores, deciles, segments and reasons out."""
 
     def load_context(self, context) -> None:
-        self.scorer = BinaryScorer.load(context.artifacts)
+        self.scorer = load_scorer(context.artifacts)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.format(self.scorer, model_input)
-
-    @staticmethod
-    def format(s: BinaryScorer, model_input: pd.DataFrame) -> pd.DataFrame:
-        X = s.spec.to_matrix(model_input)
-        score = s.predict(X)
-        idx, vals = top_reasons(s.contributions(X))
-        out = pd.DataFrame({"score": score, "band": bands(score, s.band_edges)}, index=model_input.index)
-        if s.segments is not None:
-            out["segment"] = s.segment(X)
-        return pd.concat([out, reason_frame(s.spec, X, idx, vals, model_input)], axis=1)
+        return score_frame(self.scorer, model_input)
 
 
-def log_pyfunc(python_model: mlflow.pyfunc.PythonModel, save: callable, example: pd.DataFrame,
-               output: pd.DataFrame, registered_name: str | None) -> mlflow.models.model.ModelInfo:
-    """Log a PythonModel with its artifacts, their checksum manifest, signature and input example."""
+def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None) -> mlflow.models.model.ModelInfo:
+    """Log a scorer as a pyfunc with its artifacts, their checksum manifest, signature and input example."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = save(folder)
+        paths = scorer.save(folder)
         paths[CHECKSUMS] = write_checksums(paths, folder)
         mlflow.log_dict(json.loads(paths[CHECKSUMS].read_text()), "checksums.json")
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=python_model,
+            python_model=ScoringModel(),
             artifacts={k: str(v) for k, v in paths.items()},
-            signature=mlflow.models.infer_signature(example, output),
+            signature=mlflow.models.infer_signature(example, score_frame(scorer, example)),
             input_example=example,
             registered_model_name=registered_name,
         )

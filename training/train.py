@@ -16,9 +16,8 @@ from tqdm import tqdm
 from training import plots
 from training.datasets import Dataset
 from training.evaluate import at_capacity, binary_metrics, deciles
-from training.models import BinaryModel, BinaryScorer, decile_edges, log_pyfunc
+from training.models import BinaryScorer, Scorer, decile_edges, log_scorer, segments_for
 from training.registry import GateDecision, experiment, gate, git_commit
-from training.segments import SEGMENT_COLUMNS, SegmentGrid
 from training.settings import Settings
 from training.spec import FeatureSpec
 
@@ -46,7 +45,7 @@ class TrainResult:
     version: str
     metrics: dict[str, float]
     decision: GateDecision
-    scorer: BinaryScorer
+    scorer: Scorer
     test_scores: np.ndarray
 
 
@@ -108,9 +107,7 @@ def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: b
         log_inputs(ds, "target")
 
         booster = fit_booster(X_tr, ds.y_train, spec, params, desc=f"train {registered_name}")
-        has_segments = all(c in spec.names for c in SEGMENT_COLUMNS)
-        scorer = BinaryScorer(booster, spec, decile_edges(booster.predict(X_tr)),
-                              SegmentGrid.fit(ds.X_train) if has_segments else None)
+        scorer = BinaryScorer(booster, spec, decile_edges(booster.predict(X_tr)), segments_for(spec, ds.X_train))
         score = scorer.predict(X_te)
         metrics = {"best_iteration": float(booster.best_iteration), **binary_metrics(ds.y_test, score, "oot_")}
         if ds.y_truth is not None:
@@ -130,7 +127,7 @@ def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: b
         log_binary_plots(ds.y_test if ds.y_truth is None else ds.y_truth, score, scorer, X_te, ds.oracle)
 
         example = spec.frame(ds.X_test.head(5))
-        info = log_pyfunc(BinaryModel(), scorer.save, example, BinaryModel.format(scorer, example), registered_name)
+        info = log_scorer(scorer, example, registered_name)
         version = str(info.registered_model_version)
         decision = gate(registered_name, version, "oot_auc", metrics["oot_auc"], force=force)
         return TrainResult(run.info.run_id, version, metrics, decision, scorer, score)
