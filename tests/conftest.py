@@ -59,3 +59,14 @@ def trained(tracking: Settings, dates: SnapshotDates) -> dict:
         capacity = tracking.review_capacity if name == "abuse" else None
         out[name] = (ds, train_binary(ds, registered, tracking, review_capacity=capacity))
     return out
+
+
+@pytest.fixture(scope="session")
+def all_champions(trained, tracking: Settings, dates: SnapshotDates) -> Settings:
+    """Champions of all four models in the session's registry."""
+    from training.scorecard import train_credit
+    from training.uplift import train_response
+
+    train_response(tracking, dates)
+    train_credit(tracking, dates)
+    return tracking

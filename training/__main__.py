@@ -49,7 +49,7 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
 
 
-MODELS = {"churn": "churn", "abuse": "promo_abuse", "response": "marketing_response", "credit": "credit_features"}
+from training.registry import MODEL_NAMES as MODELS
 
 
 def _train_one(name: str, args: argparse.Namespace, settings, dates):

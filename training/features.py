@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +25,20 @@ from training.settings import Settings
 CATEGORICAL = ("acquisition_channel",)
 # Kept in the snapshot for filters and lookalike guards, never fed to a model.
 PROTECTED = ("gender",)
+
+GRAPH_FEATURES = ("ring_size", "ring_redeem_share")
+
+# Valid ranges of the numeric features, for request validation. Unlisted ones are counts,
+# amounts or day spans: zero or more.
+FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "age": (18, 100),
+    "city_tier": (1, 5),
+    "income_band": (1, 5),
+    "kyc_level": (0, 2),
+    **{f: (0, 1) for f in ("bound_card", "is_virtual_carrier", "invited", "redeemed_offer", "pv_activity_share_90",
+                           "push_open_rate_90", "sms_open_rate_90", "ring_redeem_share")},
+    "days_redeem_to_last_active": (None, None),  # last launch may precede the redemption
+}
 
 FEATURE_SQL = """
 WITH pop AS (
@@ -213,6 +228,18 @@ JOIN users u ON u.user_id = a.user_id
 WHERE c.send_date >= {as_of} AND c.send_date < {as_of} + INTERVAL {window} DAY AND u.signup_date < {as_of}
 ORDER BY a.campaign_id, a.user_id
 """
+
+
+@lru_cache
+def feature_columns() -> tuple[str, ...]:
+    """Columns the feature SQL yields (plus graph features), found by running it on empty tables."""
+    from training.schema import TABLES
+
+    with duckdb.connect() as con:
+        for t in TABLES.values():
+            con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c.name} {c.dtype}' for c in t.columns)})")
+        cols = con.execute(FEATURE_SQL.format(as_of="DATE '2000-01-01'") + " LIMIT 0").description
+    return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 
 
 def _date_literal(as_of: date) -> str:

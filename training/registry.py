@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Endpoint / CLI name → registered model name.
+MODEL_NAMES = {"churn": "churn", "abuse": "promo_abuse", "response": "marketing_response", "credit": "credit_features"}
 
 
 def setup_tracking(settings: Settings) -> None:

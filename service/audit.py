@@ -1,0 +1,43 @@
+"""Audit log: one JSON line per call, with user ids only as keyed HMACs (no raw ids, features or keys)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def pseudonym(secret: bytes, user_id: int) -> str:
+    """A keyed hash: stable for joins by those who hold the secret, meaningless to others."""
+    return hmac.new(secret, str(int(user_id)).encode(), hashlib.sha256).hexdigest()[:24]
+
+
+class AuditLog:
+    def __init__(self, path: Path, secret: bytes):
+        self.path = path
+        self.secret = secret
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, *, request_id: str, key_id: str | None, endpoint: str, status: int, elapsed_ms: float,
+              detail: dict | None) -> None:
+        detail = dict(detail or {})
+        ids = detail.pop("user_ids", [])
+        record = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "request_id": request_id,
+            "key_id": key_id,
+            "endpoint": endpoint,
+            "status": status,
+            "elapsed_ms": round(elapsed_ms, 2),
+            "n_users": detail.pop("n_users", len(ids)),
+            "models": detail.pop("models", {}),
+            "user_hmacs": [pseudonym(self.secret, u) for u in ids],
+            **detail,
+        }
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock, open(self.path, "a") as f:
+            f.write(line)

@@ -1,0 +1,164 @@
+"""API keys with scopes, and the ASGI middleware that checks them and writes the audit line.
+
+A key looks like `ops_<key id>_<secret>`; the keys file stores only its SHA-256, so a leaked
+file does not leak keys. Keys are compared with hmac.compare_digest and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from service.audit import AuditLog
+
+SCOPES = ("campaign", "risk")
+# Which scopes may call which path prefix; any valid key may list the models.
+ROUTE_SCOPES = {
+    "/v1/churn/": {"campaign"},
+    "/v1/response/": {"campaign"},
+    "/v1/lookalike": {"campaign"},
+    "/v1/abuse/": {"campaign", "risk"},
+    "/v1/credit/": {"risk"},
+    "/v1/models": set(SCOPES),
+}
+OPEN_PATHS = {"/livez", "/readyz", "/metrics", "/healthz", "/docs", "/docs.json", "/"}
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+
+class KeyStore:
+    """The keys file, re-read when it changes so `keys add` needs no restart."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mtime: float | None = None
+        self._keys: dict[str, dict] = {}
+
+    def _load(self) -> dict[str, dict]:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        if mtime != self._mtime:
+            self._keys, self._mtime = json.loads(self.path.read_text()), mtime
+        return self._keys
+
+    def add(self, name: str, scopes: list[str]) -> str:
+        bad = [s for s in scopes if s not in SCOPES]
+        if bad or not scopes:
+            raise ValueError(f"scopes must be a non-empty subset of {list(SCOPES)}, got {scopes}")
+        keys = dict(self._load())
+        key_id = secrets.token_hex(4)
+        key = f"ops_{key_id}_{secrets.token_urlsafe(24)}"
+        keys[key_id] = {"name": name, "scopes": sorted(set(scopes)), "sha256": _digest(key),
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(keys, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.path)  # atomic: a reader never sees half a file
+        return key
+
+    def revoke(self, key_id: str) -> bool:
+        keys = dict(self._load())
+        if keys.pop(key_id, None) is None:
+            return False
+        self.path.write_text(json.dumps(keys, indent=2))
+        return True
+
+    def list(self) -> list[ApiKey]:
+        return [ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in self._load().items()]
+
+    def verify(self, key: str) -> ApiKey | None:
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != "ops":
+            return None
+        entry = self._load().get(parts[1])
+        if entry is None or not hmac.compare_digest(_digest(key), entry["sha256"]):
+            return None
+        return ApiKey(parts[1], entry["name"], frozenset(entry["scopes"]))
+
+
+def required_scopes(path: str) -> set[str] | None:
+    for prefix, scopes in ROUTE_SCOPES.items():
+        if path.startswith(prefix):
+            return scopes
+    return None
+
+
+class AuthMiddleware:
+    """401 without a valid key, 403 outside the key's scopes; one audit line per API call."""
+
+    def __init__(self, app, keys_file: str, audit_file: str, audit_secret: str):
+        self.app = app
+        self.keys = KeyStore(Path(keys_file))
+        self.audit = AuditLog(Path(audit_file), audit_secret.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        path = scope["path"]
+        key = self._bearer(scope)
+        api_key = self.keys.verify(key) if key else None
+        needed = required_scopes(path)
+        try:
+            if api_key is None:
+                await self._deny(send, 401, "missing or unknown API key: send `Authorization: Bearer <key>`", request_id)
+                status_holder["status"] = 401
+            elif needed is not None and not (api_key.scopes & needed):
+                await self._deny(send, 403, f"key scopes {sorted(api_key.scopes)} may not call {path} (needs one of {sorted(needed)})", request_id)
+                status_holder["status"] = 403
+            else:
+                state["key_id"] = api_key.key_id
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            self.audit.write(
+                request_id=request_id, key_id=api_key.key_id if api_key else None, endpoint=path,
+                status=status_holder["status"], elapsed_ms=(time.perf_counter() - started) * 1000,
+                detail=state.get("audit"),
+            )
+
+    @staticmethod
+    def _bearer(scope) -> str | None:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                v = value.decode("latin-1")
+                return v[7:].strip() if v.lower().startswith("bearer ") else None
+        return None
+
+    @staticmethod
+    async def _deny(send, status: int, message: str, request_id: str) -> None:
+        body = json.dumps({"error": message, "request_id": request_id}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"x-request-id", request_id.encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,134 @@
+"""What the service holds in memory: verified models, the feature snapshot, and vectorised scoring."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.features import file_sha256
+from training.models import Scorer, bands, score_frame, segment, top_reasons
+
+log = logging.getLogger("opscore.service")
+
+SNAPSHOT_MODEL = "feature_snapshot"
+
+
+class NotReady(RuntimeError):
+    """A model or the snapshot failed to load or verify."""
+
+
+@dataclass
+class Snapshot:
+    """Features of every user as of the snapshot date, looked up by id with a binary search."""
+
+    as_of: str
+    frame: pd.DataFrame  # indexed by user_id, sorted
+    ids: np.ndarray
+
+    @classmethod
+    def load(cls, folder: Path) -> Snapshot:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        path = folder / "features.parquet"
+        if file_sha256(path) != manifest["sha256"]["features.parquet"]:
+            raise NotReady("feature snapshot does not match its manifest checksum")
+        frame = pd.read_parquet(path).sort_index()
+        return cls(manifest["as_of"], frame, frame.index.to_numpy())
+
+    def rows(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of the ids and a mask of those found."""
+        pos = np.searchsorted(self.ids, user_ids)
+        pos = np.clip(pos, 0, len(self.ids) - 1)
+        found = self.ids[pos] == user_ids
+        return pos, found
+
+
+@dataclass
+class ServedModel:
+    endpoint: str
+    registry_name: str
+    version: str
+    run_id: str
+    trained_at: str
+    metrics: dict[str, float]
+    scorer: Scorer
+    matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": self.registry_name, "version": self.version, "run_id": self.run_id}
+
+
+def load_served_model(endpoint: str, bento_model, snapshot: Snapshot) -> ServedModel:
+    """Load an imported champion, verify its checksums and warm it up on the logged input example."""
+    import bentoml
+    import mlflow
+
+    path = Path(bento_model.path_of("mlflow_model"))
+    pyfunc = bentoml.mlflow.load_model(bento_model)  # runs load_context, which verifies checksums
+    scorer = pyfunc.unwrap_python_model().scorer
+    example = mlflow.models.Model.load(str(path)).load_input_example(str(path))
+    if example is None or len(score_frame(scorer, example)) != len(example):
+        raise NotReady(f"{endpoint}: warm-up on the logged input example failed")
+    labels, meta = bento_model.info.labels, bento_model.info.metadata
+    return ServedModel(
+        endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
+        trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
+        matrix=scorer.spec.to_matrix(snapshot.frame),
+    )
+
+
+def _reasons(names: list[str], cats: dict[int, list[str]], X: np.ndarray, k: int, contrib: np.ndarray) -> list[list[dict]]:
+    if k == 0:
+        return [[] for _ in range(len(X))]
+    idx, vals = top_reasons(contrib, k)
+    values = np.take_along_axis(X, idx, axis=1)
+    out = []
+    for row_idx, row_vals, row_contrib in zip(idx.tolist(), values.tolist(), vals.tolist()):
+        out.append([
+            {"feature": names[j], "value": _display(j, v, cats), "contribution": round(c, 6)}
+            for j, v, c in zip(row_idx, row_vals, row_contrib)
+        ])
+    return out
+
+
+def _display(j: int, v: float, cats: dict[int, list[str]]):
+    if v != v:  # NaN
+        return None
+    if j in cats:
+        return cats[j][int(v)]
+    return v
+
+
+def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
+    """Score a batch in one vectorised pass and format one result dict per row."""
+    s = model.scorer
+    names = s.spec.names
+    cats = {len(s.spec.numeric) + i: c for i, c in enumerate(s.spec.categorical.values())}
+    score = s.predict(X)
+    columns: dict[str, list] = {"score": np.round(score, 6).tolist(), "band": bands(score, s.band_edges).tolist()}
+    seg = segment(s, X)
+    if seg is not None:
+        columns["segment"] = seg.tolist()
+    per_feature: dict[str, np.ndarray] = {}
+    for name, values in s.extras(X).items():
+        if values.ndim == 2:
+            per_feature[name] = values
+        else:
+            columns[name] = np.round(values, 6).tolist()
+    reason_lists = _reasons(names, cats, X, reasons, s.contributions(X)) if reasons else [[]] * len(X)
+    keys = list(columns)
+    rows = [dict(zip(keys, vals)) for vals in zip(*columns.values())]
+    identity = model.identity
+    for i, row in enumerate(rows):
+        row["model"] = identity
+        row["reasons"] = reason_lists[i]
+    for name, values in per_feature.items():
+        used = [j for j in range(values.shape[1]) if np.any(values[:, j] != 0)]
+        for row, vals in zip(rows, np.round(values[:, used], 3).tolist()):
+            row[name] = dict(zip((names[j] for j in used), vals))
+    return rows

@@ -1,0 +1,186 @@
+"""The opscore BentoML service: scoring endpoints for the four champions, lookalike, models, readiness.
+
+Models come from the BentoML store (`python -m service import-models` copies each MLflow
+`@champion` there); the service verifies each one and the feature snapshot at start-up and
+reports ready only when all of them load, match their checksums and score their input example.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pandas as pd
+from bentoml.models import BentoModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.auth import AuthMiddleware
+from service.runtime import SNAPSHOT_MODEL, NotReady, ServedModel, Snapshot, load_served_model, score_matrix
+from service.schemas import ResponseScoreRequest, ScoreRequest
+from training.registry import MODEL_NAMES
+from training.settings import get_settings
+
+log = logging.getLogger("opscore.service")
+settings = get_settings()
+
+# Shared with the /v1/models app below, which is mounted beside the service in the same worker.
+SERVED: dict[str, ServedModel] = {}
+
+
+async def list_models(request: Request) -> JSONResponse:
+    return JSONResponse({"models": [
+        {**m.identity, "endpoint": f"/v1/{m.endpoint}/score", "trained_at": m.trained_at, "metrics": m.metrics}
+        for m in SERVED.values()
+    ]})
+
+
+def _stored(name: str) -> BentoModel | None:
+    """A reference to the newest stored version, or None so a missing model keeps readiness red
+    instead of stopping the server from starting."""
+    try:
+        return BentoModel(bentoml.models.get(f"{name}:latest").tag)
+    except bentoml.exceptions.NotFound:
+        log.error("%s is not in the BentoML store: run `python -m service import-models`", name)
+        return None
+
+
+models_app = Starlette(routes=[Route("/models", list_models, methods=["GET"])])
+
+
+@bentoml.service(name="opscore", traffic={"timeout": 60})
+@bentoml.asgi_app(models_app, path="/v1")
+class Opscore:
+    # Declared at class scope so that `bentoml build` carries them into the Bento.
+    churn_ref = _stored(MODEL_NAMES["churn"])
+    abuse_ref = _stored(MODEL_NAMES["abuse"])
+    response_ref = _stored(MODEL_NAMES["response"])
+    credit_ref = _stored(MODEL_NAMES["credit"])
+    snapshot_ref = _stored(SNAPSHOT_MODEL)
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}
+        self.snapshot: Snapshot | None = None
+        self.models: dict[str, ServedModel] = {}
+        try:
+            if self.snapshot_ref is None:
+                raise NotReady(f"{SNAPSHOT_MODEL} is not in the BentoML store")
+            self.snapshot = Snapshot.load(Path(self.snapshot_ref.path))
+        except Exception as e:  # noqa: BLE001 - any failure must keep readiness red, not kill the worker
+            self._fail("snapshot", e)
+        for endpoint in MODEL_NAMES:
+            if self.snapshot is None:
+                self.problems[endpoint] = "not loaded: the feature snapshot is unavailable"
+                continue
+            try:
+                bento_model = getattr(self, f"{endpoint}_ref")
+                if bento_model is None:
+                    raise NotReady(f"{MODEL_NAMES[endpoint]} is not in the BentoML store")
+                self.models[endpoint] = load_served_model(endpoint, bento_model, self.snapshot)
+            except Exception as e:  # noqa: BLE001
+                self._fail(endpoint, e)
+        SERVED.clear()
+        SERVED.update(self.models)
+        if self.problems:
+            log.error("NOT READY: %s", "; ".join(f"{k}: {v}" for k, v in self.problems.items()))
+        else:
+            log.info("ready: %s; snapshot as of %s (%d users)",
+                     ", ".join(f"{m.registry_name} v{m.version}" for m in self.models.values()),
+                     self.snapshot.as_of, len(self.snapshot.ids))
+
+    def _fail(self, what: str, e: Exception) -> None:
+        self.problems[what] = f"{type(e).__name__}: {e}"
+        log.error("%s failed to load: %s", what, self.problems[what])
+
+    def __is_ready__(self) -> bool:
+        return not self.problems
+
+    def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
+               offer: dict | None = None) -> dict:
+        model = self.models.get(endpoint)
+        if model is None:
+            ctx.response.status_code = 503
+            return {"error": f"model {endpoint} is not available: {self.problems.get(endpoint, 'not loaded')}"}
+        if user_ids is not None:
+            ids = np.asarray(user_ids, dtype=np.int64)
+            pos, found = self.snapshot.rows(ids)
+            X = model.matrix[pos[found]]
+        else:
+            frame = pd.DataFrame([r.model_dump() for r in records])
+            ids = frame["user_id"].to_numpy(dtype=object)
+            found = np.ones(len(frame), dtype=bool)
+            X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
+        if offer:
+            X = _with_offer(model, X, offer)
+        scored = iter(score_matrix(model, X, reasons))
+        results = []
+        for uid, ok in zip(ids.tolist(), found.tolist()):
+            if ok:
+                results.append({"user_id": uid, **next(scored)})
+            else:
+                results.append({"user_id": uid, "error": f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"})
+        if endpoint == "abuse":
+            _add_ring_size(results, model, X)
+        ctx.request.state.audit = {
+            "user_ids": [u for u in ids.tolist() if u is not None], "n_users": len(ids),
+            "models": {endpoint: model.version}, "unknown": int((~found).sum()),
+        }
+        return {"results": results, "snapshot_as_of": self.snapshot.as_of}
+
+    @bentoml.api(route="/v1/churn/score", input_spec=ScoreRequest)
+    def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+        """Probability that an active user goes silent in the next 30 days, with reasons and segment."""
+        return self._score("churn", ctx, user_ids, records, reasons)
+
+    @bentoml.api(route="/v1/abuse/score", input_spec=ScoreRequest)
+    def abuse(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+        """Probability that an account is a coupon hunter, with the size of its device/invite ring."""
+        return self._score("abuse", ctx, user_ids, records, reasons)
+
+    @bentoml.api(route="/v1/response/score", input_spec=ResponseScoreRequest)
+    def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
+                 incentive: str = "red_packet", channel: str = "push", send_hour: int = 10) -> dict:
+        """Uplift of an incentive: P(convert | treated), P(convert | control) and their difference."""
+        offer = {"incentive": incentive, "channel": channel, "send_hour": send_hour}
+        return self._score("response", ctx, user_ids, records, reasons, offer)
+
+    @bentoml.api(route="/v1/credit/score", input_spec=ScoreRequest)
+    def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+        """Behaviour scorecard: PD, score points, points per feature and the reasons that cost points."""
+        return self._score("credit", ctx, user_ids, records, reasons)
+
+
+def _with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:
+    """Set the campaign columns the uplift model was trained with to the offer asked about."""
+    spec = model.scorer.spec
+    X = X.copy()
+    for name, value in offer.items():
+        if name not in spec.names:
+            continue
+        j = spec.names.index(name)
+        if name in spec.categorical:
+            cats = spec.categorical[name]
+            X[:, j] = cats.index(value) if value in cats else np.nan
+        else:
+            X[:, j] = value
+    return X
+
+
+def _add_ring_size(results: list[dict], model: ServedModel, X: np.ndarray) -> None:
+    names = model.scorer.spec.names
+    if "ring_size" not in names:
+        return
+    sizes = iter(X[:, names.index("ring_size")].tolist())
+    for r in results:
+        if "error" not in r:
+            size = next(sizes)
+            r["ring_size"] = None if size != size else int(size)
+
+
+Opscore.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
+                            audit_file=str(settings.audit_log.resolve()),
+                            audit_secret=settings.audit_secret.get_secret_value())

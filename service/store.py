@@ -1,0 +1,58 @@
+"""Copy the registry's champions and the feature snapshot into the BentoML model store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+
+import bentoml
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from service.runtime import SNAPSHOT_MODEL
+from training.registry import CHAMPION, MODEL_NAMES, setup_tracking
+from training.settings import Settings
+
+HEADLINE = ("oot_auc", "oot_ks", "oot_qini", "oracle_auc", "oracle_gap_auc", "qini_vs_oracle_ratio",
+            "precision_at_capacity", "recall_at_capacity")
+
+
+def import_champion(client: MlflowClient, name: str) -> bentoml.Model:
+    mv = client.get_model_version_by_alias(name, CHAMPION)
+    run = client.get_run(mv.run_id)
+    metrics = {k: v for k, v in run.data.metrics.items() if k in HEADLINE}
+    trained = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return bentoml.mlflow.import_model(
+        name,
+        f"models:/{name}@{CHAMPION}",
+        labels={"registry_name": name, "version": str(mv.version), "run_id": mv.run_id},
+        metadata={"trained_at": trained, "metrics": json.dumps(metrics)},
+    )
+
+
+def import_snapshot(settings: Settings) -> bentoml.Model:
+    manifest = json.loads((settings.snapshot_dir / "manifest.json").read_text())
+    with bentoml.models.create(SNAPSHOT_MODEL, labels={"as_of": manifest["as_of"]},
+                               metadata={"rows": manifest["rows"]}) as model:
+        for name in ("features.parquet", "manifest.json"):
+            shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
+    return model
+
+
+def import_all(settings: Settings) -> tuple[list[str], list[str]]:
+    """Import what exists; return what was imported and what was missing (with why)."""
+    setup_tracking(settings)
+    client = MlflowClient()
+    done, missing = [], []
+    for name in MODEL_NAMES.values():
+        try:
+            m = import_champion(client, name)
+            done.append(f"{m.tag} ← models:/{name}@{CHAMPION} (v{m.info.labels['version']})")
+        except MlflowException as e:
+            missing.append(f"{name}: no @{CHAMPION} in the registry ({e.error_code})")
+    if (settings.snapshot_dir / "manifest.json").exists():
+        done.append(f"{import_snapshot(settings).tag} ← {settings.snapshot_dir}")
+    else:
+        missing.append(f"{SNAPSHOT_MODEL}: no snapshot at {settings.snapshot_dir}: run `python -m training features`")
+    return done, missing

@@ -1,0 +1,118 @@
+"""A real BentoML server over the session's trained champions, started as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.auth import KeyStore
+from training.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(settings: Settings, bentoml_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCORE_", "MLFLOW_", "BENTOML_"))}
+    env.update({
+        "BENTOML_HOME": str(bentoml_home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "OPSCORE_DATA_DIR": str(settings.data_dir),
+        "OPSCORE_MLRUNS_DIR": str(settings.mlruns_dir),
+        "OPSCORE_KEYS_FILE": str(settings.keys_file),
+        "OPSCORE_AUDIT_LOG": str(settings.audit_log),
+        "OPSCORE_AUDIT_SECRET": "test-audit-secret",
+        "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+    })
+    return env
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+def start_server(settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True) -> Server:
+    port = free_port()
+    out = open(log, "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bentoml"), "serve", "service.service:Opscore", "-p", str(port),
+         "--host", "127.0.0.1"],
+        cwd=ROOT, env=server_env(settings, bentoml_home), stdout=out, stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log_text()[-3000:]}")
+        try:
+            r = httpx.get(f"{server.url}/readyz", timeout=2)
+            if r.status_code == 200 or (not wait_ready and r.status_code == 503):
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"server not ready in time:\n{server.log_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def bento_home(all_champions, tmp_path_factory) -> Path:
+    """A BentoML store holding the four champions and the snapshot, imported by the real CLI."""
+    home = tmp_path_factory.mktemp("bentoml")
+    r = subprocess.run([sys.executable, "-m", "service", "import-models"], cwd=ROOT,
+                       env=server_env(all_champions, home), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return home
+
+
+@pytest.fixture(scope="session")
+def keys(all_champions) -> dict[str, str]:
+    store = KeyStore(all_champions.keys_file)
+    return {"campaign": store.add("campaign-system", ["campaign"]), "risk": store.add("risk-engine", ["risk"])}
+
+
+@pytest.fixture(scope="session")
+def server(all_champions, bento_home, keys, tmp_path_factory):
+    s = start_server(all_champions, bento_home, tmp_path_factory.mktemp("server") / "serve.log")
+    yield s
+    stop_server(s)
+
+
+@pytest.fixture(scope="session")
+def broken_home(bento_home, tmp_path_factory):
+    """Copy the store, so a test can break a model without touching the good server's."""
+
+    def make(name: str) -> Path:
+        home = tmp_path_factory.mktemp(f"broken-{name}")
+        shutil.copytree(bento_home, home, dirs_exist_ok=True)
+        return home
+
+    return make

@@ -1,0 +1,144 @@
+"""The service over real HTTP: scores match the registry model, errors are 4xx naming the field, keys hold."""
+
+from __future__ import annotations
+
+import json
+
+import bentoml
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.features import snapshot_paths
+
+
+def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if raw:
+        return httpx.post(server.url + path, content=body, headers={**headers, "content-type": "application/json"}, timeout=60)
+    return httpx.post(server.url + path, json=body, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def snapshot(all_champions) -> pd.DataFrame:
+    return pd.read_parquet(all_champions.snapshot_dir / "features.parquet")
+
+
+@pytest.fixture(scope="module")
+def some_ids(snapshot) -> list[int]:
+    return snapshot.sample(300, random_state=1).index.tolist()
+
+
+@pytest.mark.parametrize("endpoint,registry", [("churn", "churn"), ("abuse", "promo_abuse"),
+                                               ("response", "marketing_response"), ("credit", "credit_features")])
+def test_scores_equal_the_registry_model_in_process(server, keys, snapshot, some_ids, endpoint, registry):
+    key = keys["risk"] if endpoint == "credit" else keys["campaign"]
+    r = post(server, f"/v1/{endpoint}/score", {"user_ids": some_ids}, key)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["user_id"] for x in results] == some_ids
+    model = mlflow.pyfunc.load_model(f"models:/{registry}@champion")
+    spec = model.unwrap_python_model().scorer.spec
+    frame = snapshot.loc[some_ids].reindex(columns=spec.names)
+    if endpoint == "response":
+        frame = frame.assign(incentive="red_packet", channel="push", send_hour=10.0)[spec.names]
+    expected = model.predict(spec.frame(frame))
+    got = np.array([x["score"] for x in results])
+    assert np.max(np.abs(got - expected["score"].to_numpy())) <= 1e-6
+    assert [x["band"] for x in results] == expected["band"].tolist()
+    first = results[0]
+    assert first["model"]["name"] == registry and first["model"]["version"] and first["model"]["run_id"]
+    assert len(first["reasons"]) == 3 and {"feature", "value", "contribution"} == set(first["reasons"][0])
+    if endpoint == "response":
+        assert abs(first["p_treated"] - first["p_control"] - first["score"]) < 2e-6
+    if endpoint == "credit":
+        assert "score_points" in first and first["points"]
+    if endpoint == "abuse":
+        assert first["ring_size"] >= 1
+
+
+def test_sync_http_client_and_records_path_agree(server, keys, snapshot, some_ids):
+    with bentoml.SyncHTTPClient(server.url, token=keys["campaign"], server_ready_timeout=60) as client:
+        by_id = client.churn(user_ids=some_ids[:20])["results"]
+        records = [
+            {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items() if k != "gender"}
+            | {"user_id": uid}
+            for uid, row in snapshot.loc[some_ids[:20]].iterrows()
+        ]
+        by_record = client.churn(records=records)["results"]
+    assert [a["score"] for a in by_id] == [b["score"] for b in by_record]
+    assert [a["user_id"] for a in by_id] == [b["user_id"] for b in by_record]
+
+
+def test_unknown_ids_are_reported_per_item(server, keys, some_ids):
+    r = post(server, "/v1/churn/score", {"user_ids": [some_ids[0], 999, some_ids[1]]}, keys["campaign"])
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert "score" in res[0] and "score" in res[2]
+    assert res[1]["user_id"] == 999 and "unknown user_id" in res[1]["error"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"user_ids": list(range(1, 10_002))}, "user_ids"),
+    ({"records": [{"age": 5}]}, "age"),
+    ({"records": [{"acquisition_channel": "telepathy"}]}, "acquisition_channel"),
+    ({"records": [{"active_days_7": -1}]}, "active_days_7"),
+    ({"records": [{"favourite_colour": "blue"}]}, "favourite_colour"),
+    ({"user_ids": [1], "records": [{}]}, "exactly one"),
+    ({}, "exactly one"),
+    ({"user_ids": ["abc"]}, "user_ids"),
+])
+def test_bad_input_is_a_400_naming_the_field(server, keys, body, field):
+    r = post(server, "/v1/churn/score", body, keys["campaign"])
+    assert r.status_code == 400
+    assert field in r.text
+
+
+def test_nan_and_malformed_json_are_400(server, keys):
+    r = post(server, "/v1/churn/score", '{"records": [{"age": NaN}]}', keys["campaign"], raw=True)
+    assert r.status_code == 400 and "age" in r.text
+    r = post(server, "/v1/churn/score", '{"user_ids": [1,', keys["campaign"], raw=True)
+    assert r.status_code == 400
+
+
+def test_unknown_offer_category_is_400(server, keys, some_ids):
+    r = post(server, "/v1/response/score", {"user_ids": some_ids[:2], "incentive": "free_lunch"}, keys["campaign"])
+    assert r.status_code == 400 and "incentive" in r.text
+
+
+def test_keys_and_scopes(server, keys, some_ids):
+    body = {"user_ids": some_ids[:3]}
+    assert post(server, "/v1/churn/score", body, None).status_code == 401
+    assert post(server, "/v1/churn/score", body, "ops_deadbeef_notakey").status_code == 401
+    assert post(server, "/v1/churn/score", body, keys["campaign"][:-1] + "x").status_code == 401
+    assert post(server, "/v1/credit/score", body, keys["campaign"]).status_code == 403
+    assert post(server, "/v1/churn/score", body, keys["risk"]).status_code == 403
+    assert post(server, "/v1/abuse/score", body, keys["risk"]).status_code == 200
+    assert post(server, "/v1/credit/score", body, keys["risk"]).status_code == 200
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert httpx.get(server.url + path).status_code == 200
+
+
+def test_models_endpoint_lists_the_champions(server, keys):
+    r = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"})
+    assert r.status_code == 200
+    models = {m["name"]: m for m in r.json()["models"]}
+    assert set(models) == {"churn", "promo_abuse", "marketing_response", "credit_features"}
+    assert all(m["version"] and m["run_id"] and m["trained_at"] for m in models.values())
+    assert "oot_auc" in models["churn"]["metrics"]
+
+
+def test_audit_log_has_a_line_per_call_and_no_personal_data(server, keys, some_ids, all_champions):
+    post(server, "/v1/churn/score", {"user_ids": some_ids[:5]}, keys["campaign"])
+    post(server, "/v1/credit/score", {"user_ids": some_ids[:5]}, keys["campaign"])
+    lines = [json.loads(x) for x in all_champions.audit_log.read_text().splitlines()]
+    scored = [x for x in lines if x["endpoint"] == "/v1/churn/score" and x["status"] == 200 and x["n_users"] == 5]
+    assert scored and scored[-1]["models"]["churn"] and len(scored[-1]["user_hmacs"]) == 5
+    assert any(x["status"] == 403 and x["endpoint"] == "/v1/credit/score" for x in lines)
+    text = all_champions.audit_log.read_text() + server.log_text()
+    for uid in some_ids[:5]:
+        assert str(uid) not in text
+    for key in keys.values():
+        assert key not in text and key.split("_")[2] not in text

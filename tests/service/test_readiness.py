@@ -1,0 +1,45 @@
+"""Readiness: a missing or corrupt model never yields a score; it keeps /readyz red and the log says which."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+
+from tests.service.conftest import start_server, stop_server
+
+
+def _model_dir(home, name):
+    return next((home / "models" / name).iterdir()) if (home / "models" / name).exists() else None
+
+
+def test_ready_when_everything_verifies(server):
+    assert httpx.get(server.url + "/readyz").status_code == 200
+
+
+def test_missing_model_keeps_readiness_red(all_champions, broken_home, tmp_path, keys):
+    home = broken_home("missing")
+    shutil.rmtree(home / "models" / "credit_features")
+    s = start_server(all_champions, home, tmp_path / "serve.log", wait_ready=False)
+    try:
+        assert httpx.get(s.url + "/readyz").status_code == 503
+        r = httpx.post(s.url + "/v1/credit/score", json={"user_ids": [1]}, headers={"Authorization": f"Bearer {keys['risk']}"})
+        assert r.status_code == 503 and "credit" in r.text
+        assert "credit_features is not in the BentoML store" in s.log_text()
+    finally:
+        stop_server(s)
+
+
+def test_corrupt_artifact_keeps_readiness_red(all_champions, broken_home, tmp_path, keys):
+    home = broken_home("corrupt")
+    model_dir = _model_dir(home, "churn")
+    booster = next(model_dir.rglob("booster.txt"))
+    booster.write_text(booster.read_text().replace("tree", "tr3e", 1))
+    s = start_server(all_champions, home, tmp_path / "serve.log", wait_ready=False)
+    try:
+        assert httpx.get(s.url + "/readyz").status_code == 503
+        r = httpx.post(s.url + "/v1/churn/score", json={"user_ids": [1]}, headers={"Authorization": f"Bearer {keys['campaign']}"})
+        assert r.status_code == 503
+        assert "churn failed to load" in s.log_text() and "checksum" in s.log_text()
+    finally:
+        stop_server(s)
