@@ -120,7 +120,11 @@ def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
             per_feature[name] = values
         else:
             columns[name] = np.round(values, 6).tolist()
-    reason_lists = _reasons(names, cats, X, reasons, s.contributions(X)) if reasons else [[]] * len(X)
+    if reasons:
+        contrib = getattr(s, "reason_contributions", s.contributions)(X)
+        reason_lists = _reasons(names, cats, X, reasons, contrib)
+    else:
+        reason_lists = [[]] * len(X)
     keys = list(columns)
     rows = [dict(zip(keys, vals)) for vals in zip(*columns.values())]
     identity = model.identity

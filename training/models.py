@@ -10,6 +10,7 @@ import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar, Protocol
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from training.explain import LeafAttribution
 from training.segments import SEGMENT_COLUMNS, SegmentGrid
 from training.spec import FeatureSpec
 
@@ -102,6 +104,9 @@ class Scorer(Protocol):
 
     def contributions(self, X: np.ndarray) -> np.ndarray: ...
 
+    # Optional: def reason_contributions(self, X) -> np.ndarray, a cheaper attribution the service
+    # prefers on its hot path (see training.explain).
+
     def extras(self, X: np.ndarray) -> dict[str, np.ndarray]: ...
 
     def save(self, folder: Path) -> dict[str, Path]: ...
@@ -155,6 +160,14 @@ class BinaryScorer:
 
     def extras(self, X: np.ndarray) -> dict[str, np.ndarray]:
         return {}
+
+    @cached_property
+    def _paths(self) -> LeafAttribution:
+        return LeafAttribution(self.booster)
+
+    def reason_contributions(self, X: np.ndarray) -> np.ndarray:
+        """Decision-path attributions: the serving hot path's cheap stand-in for TreeSHAP."""
+        return self._paths(X)
 
     def save(self, folder: Path) -> dict[str, Path]:
         paths = {"booster": folder / "booster.txt"}
