@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from service.auth import AuthMiddleware
-from service.runtime import SNAPSHOT_MODEL, NotReady, ServedModel, Snapshot, load_served_model, score_matrix
-from service.schemas import ResponseScoreRequest, ScoreRequest
+from service.runtime import (SNAPSHOT_MODEL, NotReady, RequestError, ServedModel, Snapshot, load_lookalike,
+                             load_served_model, lookalike_audience, score_matrix)
+from service.schemas import LookalikeRequest, ResponseScoreRequest, ScoreRequest
 from training.registry import MODEL_NAMES
 from training.settings import get_settings
 
@@ -83,6 +84,16 @@ class Opscore:
                 self.models[endpoint] = load_served_model(endpoint, bento_model, self.snapshot)
             except Exception as e:  # noqa: BLE001
                 self._fail(endpoint, e)
+        self.lookalike_index = None
+        self.abuse_scores = None
+        if self.snapshot is not None:
+            try:
+                self.lookalike_index = load_lookalike(Path(self.snapshot_ref.path) / "lookalike", self.snapshot)
+            except Exception as e:  # noqa: BLE001
+                self._fail("lookalike", e)
+            if "abuse" in self.models:
+                abuse = self.models["abuse"]
+                self.abuse_scores = abuse.scorer.predict(abuse.matrix)
         SERVED.clear()
         SERVED.update(self.models)
         if self.problems:
@@ -152,6 +163,24 @@ class Opscore:
     def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
         """Behaviour scorecard: PD, score points, points per feature and the reasons that cost points."""
         return self._score("credit", ctx, user_ids, records, reasons)
+
+
+    @bentoml.api(route="/v1/lookalike", input_spec=LookalikeRequest)
+    def lookalike(self, ctx: bentoml.Context, **req) -> dict:
+        """Users who look like a seed audience, with the features that set the seed apart and a self-check."""
+        if self.lookalike_index is None:
+            ctx.response.status_code = 503
+            return {"error": f"lookalike is not available: {self.problems.get('lookalike', 'not loaded')}"}
+        try:
+            body, seed_rows = lookalike_audience(
+                self.lookalike_index, self.snapshot, Path(self.snapshot_ref.path) / "seeds", self.abuse_scores,
+                settings.lookalike_min_seed, req)
+        except RequestError as e:
+            ctx.response.status_code = e.status
+            return {"error": str(e), "field": e.field}
+        ctx.request.state.audit = {"user_ids": self.snapshot.ids[seed_rows].tolist(), "n_users": len(body["results"]),
+                                   "models": {"lookalike": self.snapshot.as_of}, "seed_size": int(len(seed_rows))}
+        return body
 
 
 def _with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:

@@ -37,6 +37,10 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
                                metadata={"rows": manifest["rows"]}) as model:
         for name in ("features.parquet", "manifest.json"):
             shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
+        # The lookalike index and the seeds are built on this snapshot and travel with it.
+        for folder in ("lookalike", "seeds"):
+            if (settings.snapshot_dir / folder).exists():
+                shutil.copytree(settings.snapshot_dir / folder, model.path_of(folder))
     return model
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from training.pipeline import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates, run_simulation
+from training.pipeline import (SnapshotDates, build_lookalike, build_serving_snapshot, build_snapshot, default_dates,
+                               run_simulation)
+from training.seeds import materialise
 from training.settings import Settings
 from training.simulate import SimConfig
 
@@ -20,13 +22,15 @@ def make_settings(root: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A simulated warehouse with train, out-of-time and serving snapshots."""
+    """A simulated warehouse with train, out-of-time and serving snapshots, seeds and lookalike index."""
     s = make_settings(tmp_path_factory.mktemp("world"))
     run_simulation(SIM, s, progress=False)
     dates = default_dates(s)
     build_snapshot(s, dates.train)
     build_snapshot(s, dates.oot)
     build_serving_snapshot(s, dates.serving)
+    materialise(s)
+    build_lookalike(s)
     return s
 
 

@@ -99,6 +99,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"{MODELS[name]} v{r.version} (run {r.run_id}): {figures}; {r.decision.reason}")
 
 
+def _cmd_seeds(args: argparse.Namespace) -> None:
+    from training.seeds import materialise
+
+    for name, n in materialise(get_settings()).items():
+        print(f"seed {name:28s} {n:>9,d} users")
+
+
+def _cmd_lookalike(args: argparse.Namespace) -> None:
+    from training.pipeline import build_lookalike
+
+    for k, v in build_lookalike(get_settings()).items():
+        print(f"{k:20s} {v:,.4f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -140,6 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dataset", choices=["simulated", "german"], default="simulated",
                    help="german: run the credit pipeline on the German credit data (5-fold CV) instead")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("seeds", help="materialise the seed audiences in seeds/ (SQL or id lists) into the snapshot")
+    p.set_defaults(func=_cmd_seeds)
+
+    p = sub.add_parser("lookalike-index", help="embed the serving snapshot, build its faiss index and log it to MLflow")
+    p.set_defaults(func=_cmd_lookalike)
 
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.

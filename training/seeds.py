@@ -1,0 +1,46 @@
+"""Named seed audiences: SQL over the warehouse or id lists, materialised into the serving snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from training import warehouse
+from training.settings import Settings
+
+SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def seed_folder(settings: Settings) -> Path:
+    return settings.snapshot_dir / "seeds"
+
+
+def materialise(settings: Settings, source: Path = SEEDS_DIR) -> dict[str, int]:
+    """Evaluate every seeds/*.sql and copy every seeds/*.csv; return the size of each seed."""
+    out = seed_folder(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes: dict[str, int] = {}
+    with warehouse.connect(settings) as con:
+        for path in sorted(source.glob("*.sql")):
+            ids = con.execute(path.read_text()).df()
+            sizes[path.stem] = _write(ids, out / f"{path.stem}.parquet", path)
+    for path in sorted(source.glob("*.csv")):
+        sizes[path.stem] = _write(pd.read_csv(path), out / f"{path.stem}.parquet", path)
+    return sizes
+
+
+def _write(ids: pd.DataFrame, target: Path, source: Path) -> int:
+    if "user_id" not in ids.columns:
+        raise ValueError(f"seed {source.name} must yield a user_id column, got {list(ids.columns)}")
+    ids = ids[["user_id"]].drop_duplicates().astype({"user_id": "int64"}).sort_values("user_id")
+    ids.to_parquet(target, index=False)
+    return len(ids)
+
+
+def load_seed(folder: Path, name: str) -> pd.Series:
+    path = folder / f"{name}.parquet"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.parquet"))
+        raise KeyError(f"unknown seed_name {name!r}; known seeds: {known}")
+    return pd.read_parquet(path)["user_id"]
