@@ -7,7 +7,7 @@ PORT ?= 3000
 export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install simulate features train import-models serve run test bench clean
+.PHONY: install data train models key serve run test bench build clean
 
 install: $(VENV)/.installed
 
@@ -17,19 +17,35 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-simulate: install
+data: install  ## simulate the app, then snapshots, seeds and the lookalike index
 	$(PY) -m training simulate --users $(USERS) --seed $(SEED)
-
-features: install
 	$(PY) -m training features
+	$(PY) -m training seeds
+	$(PY) -m training lookalike-index
 
-run: simulate features
+train: install  ## train all four models into MLflow (mlruns/) and gate the champions
+	$(PY) -m training train all
+
+models: install  ## copy the champions and the snapshot into the BentoML store
+	$(PY) -m service import-models
+
+key: install  ## a demo API key with both scopes, kept in data/keys.json (hash only)
+	@test -s data/demo-key || $(PY) -m service keys add demo --scopes campaign,risk > data/demo-key
+	@echo "API key for this machine: $$(cat data/demo-key)"
+
+serve: install
+	$(VENV)/bin/bentoml serve service.service:Opscore -p $(PORT)
+
+run: data train models key serve
 
 test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) -m training bench
+	$(PY) -m bench
+
+build: install  ## a self-contained Bento (needs `make models` first)
+	$(VENV)/bin/bentoml build
 
 clean:
-	rm -rf data bench-results.json
+	rm -rf data bench-results.json mlruns/mlflow.db mlruns/artifacts

@@ -1,0 +1,299 @@
+"""`make bench`: every target of DESIGN.md measured side by side in one run, on this machine.
+
+Prints a table and writes bench-results.json (figure name → number, unit in the name). Works in
+a temporary folder, so it never touches data/ or mlruns/. Parts: sim (1M users simulate +
+features), train (200k users, train all), lookalike (1M index and expansion), serve (single-user
+throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batches, rows/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.loadgen import build_request, run_load
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GIB = 1024**3
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def env_for(data: Path, mlruns: Path, bentoml_home: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCORE_", "MLFLOW_", "BENTOML_"))}
+    env.update(OPSCORE_DATA_DIR=str(data), OPSCORE_MLRUNS_DIR=str(mlruns), BENTOML_DO_NOT_TRACK="True",
+               OPSCORE_KEYS_FILE=str(data / "keys.json"), OPSCORE_AUDIT_LOG=str(data / "audit.log"),
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    if bentoml_home:
+        env["BENTOML_HOME"] = str(bentoml_home)
+    return env
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (GiB) and stdout of one command, the peak read from its own rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
+    return time.perf_counter() - start, usage.ru_maxrss * 1024 / GIB, out
+
+
+def py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], env: dict[str, str], port: int, ready_path: str, timeout: float = 900) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited while starting")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    stop(proc)
+    raise RuntimeError(f"{' '.join(cmd)} not ready in {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def bench_sim(work: Path, users: int, figures: dict) -> Path:
+    data = work / "large"
+    env = env_for(data, work / "large-mlruns")
+    log(f"simulate + features, {users:,} users")
+    s1, m1, _ = timed(py("-m", "training", "simulate", "--users", str(users)), env)
+    s2, m2, _ = timed(py("-m", "training", "features"), env)
+    tag = "1m" if users == 1_000_000 else f"{users // 1000}k"
+    figures[f"simulate_features_{tag}_s"] = s1 + s2
+    figures[f"simulate_features_{tag}_peak_gib"] = max(m1, m2)
+    figures[f"simulate_{tag}_s"] = s1
+    return data
+
+
+def bench_train(work: Path, users: int, figures: dict) -> Path:
+    data, mlruns = work / "train", work / "train-mlruns"
+    env = env_for(data, mlruns)
+    log(f"simulate + features for training, {users:,} users (not timed)")
+    timed(py("-m", "training", "simulate", "--users", str(users)), env)
+    timed(py("-m", "training", "features"), env)
+    log("train all")
+    seconds, peak, out = timed(py("-m", "training", "train", "all"), env)
+    tag = f"{users // 1000}k"
+    figures[f"train_all_{tag}_s"] = seconds
+    figures[f"train_all_{tag}_peak_gib"] = peak
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    client = MlflowClient()
+    for name in ("churn", "promo_abuse", "marketing_response", "credit_features"):
+        try:
+            run = client.get_run(client.get_model_version_by_alias(name, "champion").run_id)
+        except Exception:  # noqa: BLE001 - a model not built yet is simply absent
+            continue
+        for k, v in run.data.metrics.items():
+            if k.startswith(("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision_at", "recall_at", "oot_ks")):
+                figures[f"{name}_{k}_{tag}"] = v
+    return mlruns
+
+
+def bench_lookalike_index(large: Path, work: Path, figures: dict) -> None:
+    env = env_for(large, work / "large-mlruns")
+    timed(py("-m", "training", "seeds"), env)
+    log("lookalike index over the large snapshot")
+    _, peak, out = timed(py("-m", "training", "lookalike-index"), env)
+    for line in out.splitlines():
+        if line.startswith("index_build_s"):
+            figures["lookalike_index_build_s"] = float(line.split()[1].replace(",", ""))
+    figures["lookalike_index_peak_gib"] = peak
+
+
+def _ids(large: Path, n: int, seed: int = 0) -> list[int]:
+    import pandas as pd
+
+    ids = pd.read_parquet(large / "snapshot" / "features.parquet", columns=["age"]).index.to_numpy()
+    return np.random.default_rng(seed).choice(ids, n, replace=False).tolist()
+
+
+def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float) -> None:
+    home = work / "bentoml"
+    env = env_for(large, mlruns, home)
+    log("import champions (trained on the training set) with the large snapshot")
+    timed(py("-m", "service", "import-models", "--allow-missing"), env)
+    key = subprocess.run(py("-m", "service", "keys", "add", "bench", "--scopes", "campaign,risk"), cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    singles = [json.dumps({"user_ids": [u]}).encode() for u in _ids(large, 2000)]
+
+    port = free_port()
+    log("opscore service: starting")
+    proc = start([str(BIN / "bentoml"), "serve", "service.service:Opscore", "-p", str(port), "--host", "127.0.0.1"],
+                 env, port, "/livez")
+    try:
+        wait_ready(port)
+        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, auth) for b in singles]
+        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
+        figures.update(serve_single_rps=r.rps, serve_single_p50_ms=r.pct(50), serve_single_p99_ms=r.pct(99),
+                       serve_single_errors=float(r.errors))
+        log(f"opscore single: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
+
+        batch = json.dumps({"user_ids": _ids(large, 10_000, seed=1)}).encode()
+        breq = [build_request("127.0.0.1", port, "/v1/churn/score", batch, auth)]
+        r = run_load("127.0.0.1", port, breq, concurrency=1, seconds=max(5, seconds / 2), warmup=2)
+        figures["batch_10k_ms"] = r.pct(50)
+        figures["batch_10k_p99_ms"] = r.pct(99)
+        r = run_load("127.0.0.1", port, breq, concurrency=2, seconds=max(5, seconds / 2), warmup=2)
+        figures["batch_rows_per_s"] = r.rps * 10_000
+        log(f"10k batch: {figures['batch_10k_ms']:.0f} ms; {figures['batch_rows_per_s']:.0f} rows/s")
+
+        seeds = json.dumps({"seed_user_ids": _ids(large, 1000, seed=2), "k": 50_000}).encode()
+        lreq = [build_request("127.0.0.1", port, "/v1/lookalike", seeds, auth)]
+        r = run_load("127.0.0.1", port, lreq, concurrency=1, seconds=10, warmup=2)
+        if r.errors == 0 and r.requests:
+            figures["lookalike_1m_top50k_ms"] = r.pct(50)
+            log(f"lookalike 1000 seeds → 50k: {r.pct(50):.0f} ms")
+    finally:
+        stop(proc)
+
+    figures.update(inprocess(large, mlruns))
+    if "batch_rows_per_s" in figures:
+        figures["batch_rows_per_s_vs_inprocess_ratio"] = figures["batch_rows_per_s"] / figures["inprocess_rows_per_s"]
+
+    port = free_port()
+    log("bare BentoML endpoint")
+    proc = start([str(BIN / "bentoml"), "serve", "bench.bare_service:Bare", "-p", str(port), "--host", "127.0.0.1"],
+                 env, port, "/readyz")
+    try:
+        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in singles]
+        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
+        figures.update(bare_single_rps=r.rps, bare_single_p99_ms=r.pct(99))
+        figures["serve_single_rps_vs_bare_ratio"] = figures["serve_single_rps"] / r.rps
+    finally:
+        stop(proc)
+
+    port = free_port()
+    log("mlflow models serve of the same churn model")
+    menv = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{mlruns.resolve()}/mlflow.db"}
+    proc = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn@champion", "--env-manager", "local",
+                  "-p", str(port), "-h", "127.0.0.1"], menv, port, "/ping")
+    try:
+        rows = mlflow_rows(large, mlruns)
+        reqs = [build_request("127.0.0.1", port, "/invocations", b, {}) for b in rows]
+        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
+        figures.update(mlflow_serve_single_rps=r.rps, mlflow_serve_single_p99_ms=r.pct(99))
+    finally:
+        stop(proc)
+
+
+def wait_ready(port: int, timeout: float = 900) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+            return
+        time.sleep(1)
+    raise RuntimeError("service never became ready")
+
+
+def _churn_scorer(mlruns: Path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    return mlflow.pyfunc.load_model("models:/churn@champion")
+
+
+def mlflow_rows(large: Path, mlruns: Path) -> list[bytes]:
+    import pandas as pd
+
+    model = _churn_scorer(mlruns)
+    spec = model.unwrap_python_model().scorer.spec
+    frame = spec.frame(pd.read_parquet(large / "snapshot" / "features.parquet").sample(500, random_state=0))
+    return [json.dumps({"dataframe_split": frame.iloc[[i]].to_dict(orient="split")}, default=float).encode()
+            for i in range(len(frame))]
+
+
+def inprocess(large: Path, mlruns: Path) -> dict:
+    """The same scoring the service does for a 10k batch (predict, reasons, formatting), without HTTP."""
+    import pandas as pd
+
+    from service.runtime import ServedModel, score_matrix
+
+    scorer = _churn_scorer(mlruns).unwrap_python_model().scorer
+    frame = pd.read_parquet(large / "snapshot" / "features.parquet").sample(10_000, random_state=1)
+    X = scorer.spec.to_matrix(frame)
+    model = ServedModel("churn", "churn", "0", "bench", "", {}, scorer, X)
+    score_matrix(model, X, 3)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        score_matrix(model, X, 3)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    scorer.predict(X)
+    predict_only = time.perf_counter() - t
+    return {"inprocess_rows_per_s": 10_000 / float(np.median(times)),
+            "inprocess_predict_only_rows_per_s": 10_000 / predict_only}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--large-users", type=int, default=1_000_000, help="users of the large world (default 1M)")
+    parser.add_argument("--train-users", type=int, default=200_000, help="users of the training world (default 200k)")
+    parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
+    parser.add_argument("--parts", default="sim,train,lookalike,serve", help="comma-separated subset to run")
+    parser.add_argument("--out", default="bench-results.json")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="opscore-bench-") as tmp:
+        work = Path(tmp)
+        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve"} else None
+        mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
+        if "lookalike" in parts or "serve" in parts:
+            bench_lookalike_index(large, work, figures)
+        if "serve" in parts:
+            bench_serve(large, mlruns, work, figures, args.seconds)
+    figures = {k: round(float(v), 4) for k, v in figures.items()}
+    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(map(len, figures)) + 2
+    print("\n" + "figure".ljust(width) + "value")
+    for k, v in figures.items():
+        print(k.ljust(width) + f"{v:,.4f}")
+    print(f"\nwritten to {args.out}; peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""A lean closed-loop HTTP/1.1 load generator: N keep-alive connections, one request in flight each.
+
+Written on raw asyncio streams so the client spends as little of the shared CPU as possible;
+every target in a comparison is driven by this same client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+
+def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
+            f"Content-Length: {len(body)}", "Connection: keep-alive"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length, chunked = None, False
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.lower() == "content-length":
+            length = int(v)
+        elif k.lower() == "transfer-encoding" and "chunked" in v.lower():
+            chunked = True
+    if length is not None:
+        await reader.readexactly(length)
+    elif chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    return status
+
+
+async def _worker(host, port, requests: list[bytes], stop_at: float, lat: list, errs: list, i: int):
+    reader, writer = await asyncio.open_connection(host, port)
+    n = 0
+    while time.perf_counter() < stop_at:
+        req = requests[(i + n) % len(requests)]
+        t = time.perf_counter()
+        writer.write(req)
+        status = await _read_response(reader)
+        lat.append((time.perf_counter() - t) * 1000)
+        if status != 200:
+            errs.append(status)
+        n += 1
+    writer.close()
+
+
+async def _run(host, port, requests, concurrency, seconds, warmup):
+    if warmup:
+        await _run(host, port, requests, concurrency, warmup, 0)
+    lat: list[float] = []
+    errs: list[int] = []
+    start = time.perf_counter()
+    stop_at = start + seconds
+    await asyncio.gather(*(_worker(host, port, requests, stop_at, lat, errs, i) for i in range(concurrency)))
+    return LoadResult(len(lat), len(errs), time.perf_counter() - start, np.asarray(lat))
+
+
+def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 8, seconds: float = 15,
+             warmup: float = 3) -> LoadResult:
+    return asyncio.run(_run(host, port, requests, concurrency, seconds, warmup))
