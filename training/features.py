@@ -48,7 +48,13 @@ act AS (
     SELECT user_id,
         max(CASE WHEN launches > 0 THEN activity_date END) AS last_active,
         sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 7 DAY THEN 1 ELSE 0 END) AS active_days_7,
+        sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 14 DAY THEN 1 ELSE 0 END) AS active_days_14,
         sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS active_days_30,
+        sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 60 DAY
+                 AND activity_date < {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS active_days_31_60,
+        -- Recency-weighted activity (two-week half-life): the best single estimate of today's habit.
+        sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 90 DAY
+                 THEN exp(-0.0495 * ({as_of} - activity_date)) ELSE 0 END) AS active_ewm_14,
         sum(CASE WHEN launches > 0 AND activity_date >= {as_of} - INTERVAL 90 DAY THEN 1 ELSE 0 END) AS active_days_90,
         sum(CASE WHEN activity_date >= {as_of} - INTERVAL 30 DAY THEN launches ELSE 0 END) AS launches_30,
         sum(CASE WHEN activity_date >= {as_of} - INTERVAL 90 DAY THEN launches ELSE 0 END) AS launches_90,
@@ -127,10 +133,14 @@ SELECT
     {as_of} - p.signup_date AS tenure_days,
     coalesce({as_of} - act.last_active, {as_of} - p.signup_date) AS days_since_last_active,
     coalesce(act.active_days_7, 0) AS active_days_7,
+    coalesce(act.active_days_14, 0) AS active_days_14,
     coalesce(act.active_days_30, 0) AS active_days_30,
+    coalesce(act.active_days_31_60, 0) AS active_days_31_60,
+    coalesce(act.active_ewm_14, 0) AS active_ewm_14,
     coalesce(act.active_days_90, 0) AS active_days_90,
     coalesce(act.launches_30, 0) AS launches_30,
     coalesce(act.launches_90, 0) AS launches_90,
+    coalesce(act.launches_90, 0) / (coalesce(act.active_days_90, 0) + 1.0) AS launches_per_active_day_90,
     coalesce(act.active_days_30, 0) / (coalesce(act.active_days_90, 0) / 3.0 + 1.0) AS activity_trend,
     coalesce(act.pv_loans_90, 0) AS pv_loans_90,
     coalesce(act.pv_wealth_90, 0) AS pv_wealth_90,

@@ -61,7 +61,7 @@ def active_logit(base: np.ndarray, trend: np.ndarray, honey: np.ndarray, signup:
 
 def die_logit(die_offset: np.ndarray, act_logit: np.ndarray) -> np.ndarray:
     """Log-odds of leaving at a boundary: fading users leave (shared with the oracle)."""
-    return die_offset - 0.55 * act_logit
+    return die_offset - 0.6 * act_logit
 
 
 def is_boundary(t: int, days: int) -> bool:
@@ -197,12 +197,16 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     uid = users["user_id"].to_numpy()
 
     # Activity: a daily launch probability while alive; churn decisions at period boundaries.
-    base = -1.3 + 0.6 * z_e + 0.3 * bound_card
+    base = -0.8 + 0.5 * z_e + 0.3 * bound_card
     trend = rng.normal(-0.12, 0.3, n)
     honey = np.where(signup >= 0, 1.5, 0.0)
     push_rate = rng.uniform(0.03, 0.2, n)
     sms_rate = rng.uniform(0.0, 0.06, n)
-    die_offset = -3.2 + 0.45 * z_f * push_rate / 0.1 - 0.3 * bound_card - 0.2 * np.log(value / 50)
+    channel = users["acquisition_channel"].to_numpy()
+    # Paid acquisition churns more, verified and card-bound users less; fatigue from pushes adds.
+    die_offset = (-2.7 + 0.25 * z_f * push_rate / 0.1 - 0.7 * bound_card - 0.3 * np.log(value / 50)
+                  + 0.9 * (channel == "ads") + 0.5 * (channel == "partner") - 0.5 * (kyc == 2)
+                  + 0.2 * (users["city_tier"].to_numpy() - 3))
     # Coupon hunters redeem the new-user offer within days and then go dormant.
     redeem = np.where(rng.random(n) < np.where(is_ring, 0.9, 0.25), signup + rng.integers(0, 3, n), -10**6)
     base[is_ring], honey[is_ring], die_offset[is_ring] = -3.0, 0.0, 3.0
