@@ -91,9 +91,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
         sys.exit("--table trains one model: name it (e.g. `train churn --table PATH --target COLUMN`)")
     if args.table and not args.target:
         sys.exit("--table needs --target COLUMN")
+    if args.table and names == ["response"] and not args.treatment:
+        sys.exit("`train response --table` needs --treatment COLUMN (the 0/1 randomised assignment)")
     dates = None if args.table else default_dates(settings)
     for name in names:
-        r = _train_one(name, args, settings, dates)
+        try:
+            r = _train_one(name, args, settings, dates)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            sys.exit(f"{name}: {e}")
         keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini")
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{MODELS[name]} v{r.version} (run {r.run_id}): {figures}; {r.decision.reason}")
