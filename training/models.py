@@ -6,7 +6,6 @@ wrapped in an MLflow PythonModel whose artifacts carry a checksum manifest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from training.explain import LeafAttribution
+from training.features import file_sha256
 from training.segments import SEGMENT_COLUMNS, SegmentGrid
 from training.spec import FeatureSpec
 
@@ -31,17 +31,9 @@ class ArtifactError(RuntimeError):
     """A model artifact is missing or does not match the checksum written at training time."""
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_checksums(paths: dict[str, Path], folder: Path) -> Path:
     out = folder / CHECKSUMS
-    out.write_text(json.dumps({name: sha256(p) for name, p in paths.items()}, indent=2))
+    out.write_text(json.dumps({name: file_sha256(p) for name, p in paths.items()}, indent=2))
     return out
 
 
@@ -54,7 +46,7 @@ def verify_checksums(artifacts: dict[str, str]) -> None:
         path = Path(artifacts.get(name, ""))
         if not path.is_file():
             raise ArtifactError(f"artifact {name} missing")
-        if sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise ArtifactError(f"artifact {name} does not match its training-time checksum")
 
 
