@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import threading
 from datetime import datetime, timezone
@@ -11,8 +10,9 @@ from pathlib import Path
 
 
 def pseudonym(secret: bytes, user_id: int) -> str:
-    """A keyed hash: stable for joins by those who hold the secret, meaningless to others."""
-    return hmac.new(secret, str(int(user_id)).encode(), hashlib.sha256).hexdigest()[:24]
+    """A keyed hash (BLAKE2b's MAC mode): stable for joins by those who hold the secret, meaningless
+    to others, and cheap enough for 10,000 ids a call."""
+    return hashlib.blake2b(str(int(user_id)).encode(), key=secret[:64], digest_size=12).hexdigest()
 
 
 class AuditLog:

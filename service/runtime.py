@@ -83,25 +83,28 @@ def load_served_model(endpoint: str, bento_model, snapshot: Snapshot) -> ServedM
 
 
 def _reasons(names: list[str], cats: dict[int, list[str]], X: np.ndarray, k: int, contrib: np.ndarray) -> list[list[dict]]:
-    if k == 0:
-        return [[] for _ in range(len(X))]
+    """Top-k (feature, value, contribution) per row, with values prepared column-wise before the dicts."""
     idx, vals = top_reasons(contrib, k)
-    values = np.take_along_axis(X, idx, axis=1)
-    out = []
-    for row_idx, row_vals, row_contrib in zip(idx.tolist(), values.tolist(), vals.tolist()):
-        out.append([
-            {"feature": names[j], "value": _display(j, v, cats), "contribution": round(c, 6)}
-            for j, v, c in zip(row_idx, row_vals, row_contrib)
-        ])
-    return out
+    raw = np.take_along_axis(X, idx, axis=1)
+    values = raw.astype(object)
+    values[np.isnan(raw)] = None
+    for j, labels in cats.items():
+        hit = (idx == j) & ~np.isnan(raw)
+        values[hit] = np.asarray(labels, dtype=object)[raw[hit].astype(int)]
+    feats = np.asarray(names, dtype=object)[idx].tolist()
+    return [
+        [{"feature": f, "value": v, "contribution": c} for f, v, c in zip(fr, vr, cr)]
+        for fr, vr, cr in zip(feats, values.tolist(), np.round(vals, 6).tolist())
+    ]
 
 
-def _display(j: int, v: float, cats: dict[int, list[str]]):
-    if v != v:  # NaN
-        return None
-    if j in cats:
-        return cats[j][int(v)]
-    return v
+def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The scorer's cheapest way to a score and, when asked for, its serving attributions."""
+    if not reasons:
+        return s.predict(X), None
+    if hasattr(s, "score_and_reasons"):
+        return s.score_and_reasons(X)
+    return s.predict(X), getattr(s, "reason_contributions", s.contributions)(X)
 
 
 def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
@@ -109,7 +112,7 @@ def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
     s = model.scorer
     names = s.spec.names
     cats = {len(s.spec.numeric) + i: c for i, c in enumerate(s.spec.categorical.values())}
-    score = s.predict(X)
+    score, contrib = _score_and_contributions(s, X, reasons)
     columns: dict[str, list] = {"score": np.round(score, 6).tolist(), "band": bands(score, s.band_edges).tolist()}
     seg = segment(s, X)
     if seg is not None:
@@ -120,11 +123,7 @@ def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
             per_feature[name] = values
         else:
             columns[name] = np.round(values, 6).tolist()
-    if reasons:
-        contrib = getattr(s, "reason_contributions", s.contributions)(X)
-        reason_lists = _reasons(names, cats, X, reasons, contrib)
-    else:
-        reason_lists = [[]] * len(X)
+    reason_lists = _reasons(names, cats, X, reasons, contrib) if reasons else [[]] * len(X)
     keys = list(columns)
     rows = [dict(zip(keys, vals)) for vals in zip(*columns.values())]
     identity = model.identity

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import bentoml
 import numpy as np
+import orjson
 import pandas as pd
 from bentoml.models import BentoModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.auth import AuthMiddleware
@@ -131,7 +132,9 @@ class Opscore:
         results = []
         for uid, ok in zip(ids.tolist(), found.tolist()):
             if ok:
-                results.append({"user_id": uid, **next(scored)})
+                row = next(scored)
+                row["user_id"] = uid
+                results.append(row)
             else:
                 results.append({"user_id": uid, "error": f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"})
         if endpoint == "abuse":
@@ -140,7 +143,7 @@ class Opscore:
             "user_ids": [u for u in ids.tolist() if u is not None], "n_users": len(ids),
             "models": {endpoint: model.version}, "unknown": int((~found).sum()),
         }
-        return {"results": results, "snapshot_as_of": self.snapshot.as_of}
+        return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
 
     @bentoml.api(route="/v1/churn/score", input_spec=ScoreRequest)
     def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
@@ -180,7 +183,12 @@ class Opscore:
             return {"error": str(e), "field": e.field}
         ctx.request.state.audit = {"user_ids": self.snapshot.ids[seed_rows].tolist(), "n_users": len(body["results"]),
                                    "models": {"lookalike": self.snapshot.as_of}, "seed_size": int(len(seed_rows))}
-        return body
+        return json_response(body)
+
+
+def json_response(body: dict) -> Response:
+    """orjson straight to bytes: a 10,000-user answer is megabytes, and the stdlib encoder is ~10× slower."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:

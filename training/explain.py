@@ -15,27 +15,32 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 
+SMALL_BATCH = 32
+
+
 class LeafAttribution:
     def __init__(self, booster: lgb.Booster):
         self.booster = booster
         trees = booster.dump_model()["tree_info"]
         n_features = booster.num_feature()
-        self.offsets = np.zeros(len(trees), dtype=np.int64)
         rows: list[np.ndarray] = []
-        for t, tree in enumerate(trees):
-            self.offsets[t] = sum(len(r) for r in rows)
-            leaves: dict[int, np.ndarray] = {}
+        values: list[float] = []
+        for tree in trees:
+            leaves: dict[int, tuple[np.ndarray, float]] = {}
             self._walk(tree["tree_structure"], np.zeros(n_features), leaves)
-            rows.append(np.stack([leaves[i] for i in range(len(leaves))]))
+            rows.append(np.stack([leaves[i][0] for i in range(len(leaves))]))
+            values.extend(leaves[i][1] for i in range(len(leaves)))
+        self.offsets = np.cumsum([0] + [len(r) for r in rows[:-1]]).astype(np.int64)
         self.matrix = np.concatenate(rows) if rows else np.zeros((0, n_features))
+        self.leaf_values = np.asarray(values)
 
     @staticmethod
     def _value(node: dict) -> float:
         return node["leaf_value"] if "leaf_index" in node else node["internal_value"]
 
-    def _walk(self, node: dict, path: np.ndarray, leaves: dict[int, np.ndarray]) -> None:
+    def _walk(self, node: dict, path: np.ndarray, leaves: dict[int, tuple[np.ndarray, float]]) -> None:
         if "leaf_index" in node:
-            leaves[node["leaf_index"]] = path
+            leaves[node["leaf_index"]] = (path, node["leaf_value"])
             return
         for child in (node["left_child"], node["right_child"]):
             step = path.copy()
@@ -43,10 +48,18 @@ class LeafAttribution:
             self._walk(child, step, leaves)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.raw_and_contributions(X)[1]
+
+    def raw_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw score (sum of leaf values, as LightGBM's predict) and the attributions, from one
+        `pred_leaf` call: on a single-user request the per-call overhead is most of the cost."""
         leaf = self.booster.predict(X, pred_leaf=True, num_threads=1).astype(np.int64)
         if leaf.ndim == 1:
             leaf = leaf[:, None]
         n, t = leaf.shape
-        onehot = csr_matrix((np.ones(n * t), (leaf + self.offsets[:t]).ravel(), np.arange(0, n * t + 1, t)),
-                            shape=(n, len(self.matrix)))
-        return np.asarray(onehot @ self.matrix)
+        gid = leaf + self.offsets[:t]
+        raw = self.leaf_values[gid].sum(axis=1)
+        if n <= SMALL_BATCH:  # a dense gather beats building a sparse matrix for a handful of rows
+            return raw, self.matrix[gid].sum(axis=1)
+        onehot = csr_matrix((np.ones(n * t), gid.ravel(), np.arange(0, n * t + 1, t)), shape=(n, len(self.matrix)))
+        return raw, np.asarray(onehot @ self.matrix)

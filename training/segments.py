@@ -13,13 +13,16 @@ VALUE_BANDS = 5
 SEGMENT_COLUMNS = ("tenure_days", "days_since_last_active", "fund_amt_all")
 
 
-def lifecycle(tenure_days: np.ndarray, days_silent: np.ndarray) -> np.ndarray:
-    stage = np.select(
+# Labels of the grid, e.g. "silent_7_21/V4": value band V1 (no value) to V5 (top quartile of value).
+GRID = np.array([[f"{stage}/V{v + 1}" for v in range(VALUE_BANDS)] for stage in LIFECYCLE], dtype=object)
+
+
+def stage_index(tenure_days: np.ndarray, days_silent: np.ndarray) -> np.ndarray:
+    return np.select(
         [tenure_days < 30, days_silent < 7, days_silent <= 21, days_silent <= 90, days_silent <= 360],
         [0, 1, 2, 3, 4],
         default=5,
     )
-    return np.asarray(LIFECYCLE, dtype=object)[stage]
 
 
 @dataclass
@@ -34,7 +37,5 @@ class SegmentGrid:
         return cls(value_edges=[0.0, *map(float, edges)])
 
     def assign(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
-        band = 1 + np.searchsorted(self.value_edges, np.nan_to_num(value), side="left")
-        band = np.clip(band, 1, VALUE_BANDS)
-        stage = lifecycle(np.nan_to_num(tenure_days), np.nan_to_num(days_silent))
-        return np.char.add(np.char.add(stage.astype(str), "/V"), band.astype(str)).astype(object)
+        band = np.clip(np.searchsorted(self.value_edges, np.nan_to_num(value), side="left"), 0, VALUE_BANDS - 1)
+        return GRID[stage_index(np.nan_to_num(tenure_days), np.nan_to_num(days_silent)), band]
