@@ -95,3 +95,14 @@ def mean_by_decile(values: np.ndarray, score: np.ndarray) -> pd.Series:
     d = np.empty(len(score), dtype=int)
     d[order] = np.arange(len(score)) * 10 // len(score) + 1
     return pd.Series(values).groupby(d).mean().rename_axis("decile")
+
+
+def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
+    """AUC of `score` averaged over outcomes drawn from the true probabilities (simulator only).
+
+    With a few dozen realised positives the plain AUC is mostly noise; this asks the same ranking
+    question of the true probabilities, so only the model's own error remains.
+    """
+    p = np.asarray(p_true, dtype=float)
+    s = np.asarray(score, dtype=float)
+    return float(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(p))], np.r_[s, s], sample_weight=np.r_[p, 1 - p]))

@@ -102,3 +102,18 @@ def qini(share, gain, oracle_share=None, oracle_gain=None):
     ax.set(xlabel="share targeted", ylabel="incremental conversions", title="Qini curve")
     ax.legend()
     return fig
+
+
+def woe_bins(charts: dict[str, tuple[list[str], list[float]]], cols: int = 4):
+    """One small bar chart per scorecard feature: WOE by bin (positive = safer than average)."""
+    rows = max(1, -(-len(charts) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax, (name, (labels, woe)) in zip(axes.flat, charts.items()):
+        ax.bar(range(len(woe)), woe, color=["tab:green" if w >= 0 else "tab:red" for w in woe])
+        ax.set_xticks(range(len(woe)), labels, rotation=45, ha="right", fontsize=6)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(name, fontsize=8)
+    for ax in axes.flat[len(charts):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
