@@ -78,7 +78,8 @@ def load_served_model(endpoint: str, bento_model, snapshot: Snapshot) -> ServedM
     return ServedModel(
         endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
         trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
-        matrix=scorer.spec.to_matrix(snapshot.frame),
+        # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
+        matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)),
     )
 
 

@@ -55,8 +55,12 @@ def decile_edges(scores: np.ndarray) -> list[float]:
 
 
 def bands(scores: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Decile 1 (lowest score) to 10 (highest), against the training distribution."""
-    return 1 + np.searchsorted(np.asarray(edges), scores, side="right")
+    """Decile 1 (lowest score) to 10 (highest), against the training distribution.
+
+    Scores are rounded first: edges are training scores themselves, and two exact summations of
+    the same trees (LightGBM's predict and the service's leaf sum) may differ in the last bit.
+    """
+    return 1 + np.searchsorted(np.round(np.asarray(edges), 9), np.round(scores, 9), side="right")
 
 
 def top_reasons(contrib: np.ndarray, k: int = TOP_REASONS) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from tests.service.conftest import start_server, stop_server
 
 
 def _model_dir(home, name):
-    return next((home / "models" / name).iterdir()) if (home / "models" / name).exists() else None
+    return next(p for p in (home / "models" / name).iterdir() if p.is_dir())
 
 
 def test_ready_when_everything_verifies(server):
