@@ -21,6 +21,9 @@ class AuditLog:
         self.secret = secret
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Kept open and line-buffered: every record reaches the file when written, without an
+        # open() per call on the hot path.
+        self._file = open(path, "a", buffering=1)
 
     def write(self, *, request_id: str, key_id: str | None, endpoint: str, status: int, elapsed_ms: float,
               detail: dict | None) -> None:
@@ -39,5 +42,5 @@ class AuditLog:
             **detail,
         }
         line = json.dumps(record, separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a") as f:
-            f.write(line)
+        with self._lock:
+            self._file.write(line)
