@@ -38,6 +38,9 @@ LGBM_PARAMS = {
     "num_threads": 1,
 }
 MAX_ROUNDS = 600
+# Directions the business expects whatever the sample says: the longer a user has been silent,
+# the likelier they leave. Enforced in the trees, so a score never falls as silence grows.
+MONOTONE = {"churn": {"days_since_last_active": 1, "days_since_last_txn": 1}}
 
 
 @dataclass
@@ -100,10 +103,15 @@ def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: b
     """Train one binary model, log everything a data scientist compares, register it, run the gate."""
     spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
     X_tr, X_te = spec.to_matrix(ds.X_train), spec.to_matrix(ds.X_test)
+    directions = MONOTONE.get(registered_name, {})
+    if any(n in directions for n in spec.names):
+        params = {**(params or {}), "monotone_constraints": [directions.get(n, 0) for n in spec.names]}
     mlflow.set_experiment(experiment_id=experiment(registered_name, settings))
     with mlflow.start_run(run_name=f"{registered_name}-lgbm") as run:
         mlflow.set_tags({"git_commit": git_commit(), "model_family": "lightgbm", "split": ds.split})
-        mlflow.log_params({**{k: v for k, v in {**LGBM_PARAMS, **(params or {})}.items() if k != "verbose"},
+        mlflow.log_params({**{k: v for k, v in {**LGBM_PARAMS, **(params or {})}.items()
+                              if k not in ("verbose", "monotone_constraints")},
+                           "monotone_increasing": ",".join(sorted(directions)) or "none",
                            "features": len(spec.names), "train_rows": len(ds.y_train), "test_rows": len(ds.y_test)})
         log_inputs(ds, "target")
 
