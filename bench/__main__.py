@@ -205,6 +205,17 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         stop(proc)
 
     port = free_port()
+    log("adaptive batching variant (batchable=True) of single-user churn scoring")
+    proc = start([str(BIN / "bentoml"), "serve", "bench.batched_service:Batched", "-p", str(port), "--host", "127.0.0.1"],
+                 env, port, "/readyz")
+    try:
+        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in singles]
+        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
+        figures.update(batched_single_rps=r.rps, batched_single_p99_ms=r.pct(99), batched_single_errors=float(r.errors))
+    finally:
+        stop(proc)
+
+    port = free_port()
     log("mlflow models serve of the same churn model")
     menv = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{mlruns.resolve()}/mlflow.db"}
     proc = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn@champion", "--env-manager", "local",
