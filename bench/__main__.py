@@ -192,28 +192,14 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     if "batch_rows_per_s" in figures:
         figures["batch_rows_per_s_vs_inprocess_ratio"] = figures["batch_rows_per_s"] / figures["inprocess_rows_per_s"]
 
-    port = free_port()
     log("bare BentoML endpoint")
-    proc = start([str(BIN / "bentoml"), "serve", "bench.bare_service:Bare", "-p", str(port), "--host", "127.0.0.1"],
-                 env, port, "/readyz")
-    try:
-        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in singles]
-        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
-        figures.update(bare_single_rps=r.rps, bare_single_p99_ms=r.pct(99))
-        figures["serve_single_rps_vs_bare_ratio"] = figures["serve_single_rps"] / r.rps
-    finally:
-        stop(proc)
+    r = single_user_load("bench.bare_service:Bare", env, singles, seconds)
+    figures.update(bare_single_rps=r.rps, bare_single_p99_ms=r.pct(99))
+    figures["serve_single_rps_vs_bare_ratio"] = figures["serve_single_rps"] / r.rps
 
-    port = free_port()
     log("adaptive batching variant (batchable=True) of single-user churn scoring")
-    proc = start([str(BIN / "bentoml"), "serve", "bench.batched_service:Batched", "-p", str(port), "--host", "127.0.0.1"],
-                 env, port, "/readyz")
-    try:
-        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in singles]
-        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
-        figures.update(batched_single_rps=r.rps, batched_single_p99_ms=r.pct(99), batched_single_errors=float(r.errors))
-    finally:
-        stop(proc)
+    r = single_user_load("bench.batched_service:Batched", env, singles, seconds)
+    figures.update(batched_single_rps=r.rps, batched_single_p99_ms=r.pct(99), batched_single_errors=float(r.errors))
 
     port = free_port()
     log("mlflow models serve of the same churn model")
@@ -225,6 +211,17 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         reqs = [build_request("127.0.0.1", port, "/invocations", b, {}) for b in rows]
         r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
         figures.update(mlflow_serve_single_rps=r.rps, mlflow_serve_single_p99_ms=r.pct(99))
+    finally:
+        stop(proc)
+
+
+def single_user_load(target: str, env: dict[str, str], bodies: list[bytes], seconds: float):
+    """Serve a reference service and drive its churn endpoint with one user per request."""
+    port = free_port()
+    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", "127.0.0.1"], env, port, "/readyz")
+    try:
+        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in bodies]
+        return run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
     finally:
         stop(proc)
 
