@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from training.schema import CHANNELS, CONTACT_CHANNELS, INCENTIVES
+from training.schema import CONTACT_CHANNELS, INCENTIVES
 
 # Campaign effects: multipliers of the incentive's uplift by type and channel.
 INCENTIVE_GAIN = {"red_packet": 1.0, "coupon": 0.7, "interest_free": 1.3}

@@ -9,7 +9,6 @@ import lightgbm as lgb
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
-import pandas as pd
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 

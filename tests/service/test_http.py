@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.features import snapshot_paths
 
 
 def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.Response:
