@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.features import file_sha256
+from training.features import file_sha256, locate
 from training.models import Scorer, bands, score_frame, segment, top_reasons
 
 log = logging.getLogger("opscore.service")
@@ -40,11 +40,7 @@ class Snapshot:
         return cls(manifest["as_of"], frame, frame.index.to_numpy())
 
     def rows(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions of the ids and a mask of those found."""
-        pos = np.searchsorted(self.ids, user_ids)
-        pos = np.clip(pos, 0, len(self.ids) - 1)
-        found = self.ids[pos] == user_ids
-        return pos, found
+        return locate(self.ids, user_ids)
 
 
 @dataclass

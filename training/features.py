@@ -311,6 +311,12 @@ def snapshot_paths(settings: Settings, as_of: date) -> SnapshotPaths:
     return SnapshotPaths(settings.features_dir / f"as_of={pd.Timestamp(as_of).date().isoformat()}")
 
 
+def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of ids in a snapshot's sorted id column, and a mask of those found."""
+    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return pos, sorted_ids[pos] == ids
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

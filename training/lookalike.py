@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from training.features import CATEGORICAL, PROTECTED
+from training.features import CATEGORICAL, PROTECTED, locate
 
 EXACT_BELOW = 200_000
 PROTECTED_NUMERIC = ("age",)
@@ -139,8 +139,7 @@ class Lookalike:
         return cls(space, np.load(folder / "user_ids.npy"), np.load(folder / "vectors.npy"), index)
 
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.clip(np.searchsorted(self.user_ids, ids), 0, len(self.user_ids) - 1)
-        return pos, self.user_ids[pos] == ids
+        return locate(self.user_ids, ids)
 
     def rank(self, seed_rows: np.ndarray, k: int, allowed: np.ndarray, protected_off: bool,
              method: str = "embedding") -> tuple[np.ndarray, np.ndarray]:
