@@ -193,12 +193,12 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         figures["batch_rows_per_s_vs_inprocess_ratio"] = figures["batch_rows_per_s"] / figures["inprocess_rows_per_s"]
 
     log("bare BentoML endpoint")
-    r = single_user_load("bench.bare_service:Bare", env, singles, seconds)
+    r = single_user_load("bench.bare_service:Bare", env, singles, seconds, auth)
     figures.update(bare_single_rps=r.rps, bare_single_p99_ms=r.pct(99))
     figures["serve_single_rps_vs_bare_ratio"] = figures["serve_single_rps"] / r.rps
 
     log("adaptive batching variant (batchable=True) of single-user churn scoring")
-    r = single_user_load("bench.batched_service:Batched", env, singles, seconds)
+    r = single_user_load("bench.batched_service:Batched", env, singles, seconds, auth)
     figures.update(batched_single_rps=r.rps, batched_single_p99_ms=r.pct(99), batched_single_errors=float(r.errors))
 
     port = free_port()
@@ -215,12 +215,13 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         stop(proc)
 
 
-def single_user_load(target: str, env: dict[str, str], bodies: list[bytes], seconds: float):
-    """Serve a reference service and drive its churn endpoint with one user per request."""
+def single_user_load(target: str, env: dict[str, str], bodies: list[bytes], seconds: float, headers: dict[str, str]):
+    """Serve a reference service and drive its churn endpoint with one user per request (the same
+    requests, key header included, as the opscore service gets)."""
     port = free_port()
     proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", "127.0.0.1"], env, port, "/readyz")
     try:
-        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, {}) for b in bodies]
+        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, headers) for b in bodies]
         return run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
     finally:
         stop(proc)

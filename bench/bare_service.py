@@ -1,11 +1,14 @@
-"""The reference point: a bare BentoML endpoint that parses the same body and returns a constant."""
+"""The reference point: a bare BentoML endpoint that parses the same body and returns a constant,
+with the same server options (workers, logging) as the opscore service."""
 
 from __future__ import annotations
 
 import bentoml
 
+from service.config import SERVICE_CONFIG
 
-@bentoml.service(name="bare", traffic={"timeout": 60})
+
+@bentoml.service(name="bare", **SERVICE_CONFIG)
 class Bare:
     @bentoml.api(route="/v1/churn/score")
     def churn(self, user_ids: list[int]) -> dict:

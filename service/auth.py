@@ -162,3 +162,10 @@ class AuthMiddleware:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"x-request-id", request_id.encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+def protect(service, settings) -> None:
+    """Put a BentoML service behind the keys and the audit log that the settings name."""
+    service.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
+                                audit_file=str(settings.audit_log.resolve()),
+                                audit_secret=settings.audit_secret.get_secret_value())

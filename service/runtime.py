@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.features import file_sha256, locate
-from training.models import Scorer, bands, score_frame, segment, top_reasons
+from training.models import TOP_REASONS, Scorer, bands, score_frame, segment, top_reasons
 
 log = logging.getLogger("opscore.service")
 
@@ -71,12 +71,17 @@ def load_served_model(endpoint: str, bento_model, snapshot: Snapshot) -> ServedM
     if example is None or len(score_frame(scorer, example)) != len(example):
         raise NotReady(f"{endpoint}: warm-up on the logged input example failed")
     labels, meta = bento_model.info.labels, bento_model.info.metadata
-    return ServedModel(
+    served = ServedModel(
         endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
         trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
         # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
         matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)),
     )
+    # The serving path too (its per-leaf attribution tables are built on first use), so that the
+    # first caller does not pay for it.
+    if len(score_matrix(served, scorer.spec.to_matrix(example), TOP_REASONS)) != len(example):
+        raise NotReady(f"{endpoint}: warm-up of the serving path failed")
+    return served
 
 
 def _reasons(names: list[str], cats: dict[int, list[str]], X: np.ndarray, k: int, contrib: np.ndarray) -> list[list[dict]]:
@@ -95,21 +100,21 @@ def _reasons(names: list[str], cats: dict[int, list[str]], X: np.ndarray, k: int
     ]
 
 
-def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The scorer's cheapest way to a score and, when asked for, its serving attributions."""
     if not reasons:
         return s.predict(X), None
     if hasattr(s, "score_and_reasons"):
-        return s.score_and_reasons(X)
+        return s.score_and_reasons(X, threads)
     return s.predict(X), getattr(s, "reason_contributions", s.contributions)(X)
 
 
-def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
+def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1) -> list[dict]:
     """Score a batch in one vectorised pass and format one result dict per row."""
     s = model.scorer
     names = s.spec.names
     cats = {len(s.spec.numeric) + i: c for i, c in enumerate(s.spec.categorical.values())}
-    score, contrib = _score_and_contributions(s, X, reasons)
+    score, contrib = _score_and_contributions(s, X, reasons, threads)
     columns: dict[str, list] = {"score": np.round(score, 6).tolist(), "band": bands(score, s.band_edges).tolist()}
     seg = segment(s, X)
     if seg is not None:
@@ -121,12 +126,8 @@ def score_matrix(model: ServedModel, X: np.ndarray, reasons: int) -> list[dict]:
         else:
             columns[name] = np.round(values, 6).tolist()
     reason_lists = _reasons(names, cats, X, reasons, contrib) if reasons else [[]] * len(X)
-    keys = list(columns)
-    rows = [dict(zip(keys, vals)) for vals in zip(*columns.values())]
-    identity = model.identity
-    for i, row in enumerate(rows):
-        row["model"] = identity
-        row["reasons"] = reason_lists[i]
+    keys, identity = list(columns), model.identity
+    rows = [dict(zip(keys, vals), model=identity, reasons=r) for vals, r in zip(zip(*columns.values()), reason_lists)]
     for name, values in per_feature.items():
         used = [j for j in range(values.shape[1]) if np.any(values[:, j] != 0)]
         for row, vals in zip(rows, np.round(values[:, used], 3).tolist()):

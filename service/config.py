@@ -1,0 +1,21 @@
+"""How the BentoML server runs: one place for the service decorator's options.
+
+The benchmark's reference services use the same options, so that they are compared like for like.
+"""
+
+from __future__ import annotations
+
+from training.settings import get_settings
+
+SERVICE_CONFIG = {
+    # Worker processes; each holds its own copy of the models and the snapshot.
+    "workers": get_settings().serve_workers,
+    "traffic": {"timeout": 60},
+    # The audit log already records every call (without personal data); BentoML's access log
+    # would repeat it and cost about a sixth of a single-user request.
+    "logging": {"access": {"enabled": False}},
+}
+
+# Batches up to this size are scored on the event loop (well under a millisecond, less than the
+# hop to a thread); larger ones in a worker thread, so that they do not stall other requests.
+INLINE_ROWS = 64
