@@ -9,6 +9,7 @@ throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batche
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -259,15 +260,19 @@ def inprocess(large: Path, mlruns: Path) -> dict:
 
     from service.runtime import ServedModel, score_matrix
 
+    from training.settings import get_settings
+
     scorer = _churn_scorer(mlruns).unwrap_python_model().scorer
     frame = pd.read_parquet(large / "snapshot" / "features.parquet").sample(10_000, random_state=1)
-    X = scorer.spec.to_matrix(frame)
+    X, ids = scorer.spec.to_matrix(frame), frame.index.tolist()
     model = ServedModel("churn", "churn", "0", "bench", "", {}, scorer, X)
-    score_matrix(model, X, 3)
+    threads = get_settings().scoring_threads
+    score_matrix(model, X, 3, threads, ids)
+    gc.freeze()  # as the service does once its models are loaded
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        score_matrix(model, X, 3)
+        score_matrix(model, X, 3, threads, ids)
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
     scorer.predict(X)

@@ -31,9 +31,8 @@ class Batched:
     @bentoml.api(route="/v1/churn/score", batchable=True, max_batch_size=64, max_latency_ms=1000)
     def churn(self, user_ids: list[int]) -> list[dict]:
         pos, found = self.snapshot.rows(np.asarray(user_ids, dtype=np.int64))
-        rows = score_matrix(self.model, self.model.matrix[pos], 3)
+        rows = score_matrix(self.model, self.model.matrix[pos], 3, user_ids=user_ids)
         for uid, ok, row in zip(user_ids, found.tolist(), rows):
-            row["user_id"] = uid
             if not ok:
                 row.clear()
                 row.update(user_id=uid, error="unknown user_id")

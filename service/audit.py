@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
+
 
 def pseudonym(secret: bytes, user_id: int) -> str:
     """A keyed hash (BLAKE2b's MAC mode): stable for joins by those who hold the secret, meaningless
-    to others, and cheap enough for 10,000 ids a call."""
-    return hashlib.blake2b(str(int(user_id)).encode(), key=secret[:64], digest_size=12).hexdigest()
+    to others."""
+    return pseudonyms(secret, [user_id])[0]
+
+
+def pseudonyms(secret: bytes, user_ids: list[int]) -> list[str]:
+    """`pseudonym` of many ids; copying a keyed state skips re-hashing the key block for every id,
+    which halves the cost of a 10,000-id call."""
+    keyed = hashlib.blake2b(key=secret[:64], digest_size=12)
+    out = []
+    for u in user_ids:
+        h = keyed.copy()
+        h.update(b"%d" % u)
+        out.append(h.hexdigest())
+    return out
 
 
 class AuditLog:
@@ -40,10 +53,10 @@ class AuditLog:
             "elapsed_ms": round(elapsed_ms, 2),
             "n_users": detail.pop("n_users", len(ids)),
             "models": detail.pop("models", {}),
-            "user_hmacs": [pseudonym(self.secret, u) for u in ids],
+            "user_hmacs": pseudonyms(self.secret, ids),
             **detail,
         }
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             written = os.write(self._fd, line)
         if written != len(line):  # only on a full disk or a signal: say so rather than drop part of a record

@@ -109,13 +109,15 @@ def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: in
     return s.predict(X), getattr(s, "reason_contributions", s.contributions)(X)
 
 
-def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1) -> list[dict]:
-    """Score a batch in one vectorised pass and format one result dict per row."""
+def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1,
+                 user_ids: list | None = None) -> list[dict]:
+    """Score a batch in one vectorised pass and format one result dict per row (user id first)."""
     s = model.scorer
     names = s.spec.names
     cats = {len(s.spec.numeric) + i: c for i, c in enumerate(s.spec.categorical.values())}
     score, contrib = _score_and_contributions(s, X, reasons, threads)
-    columns: dict[str, list] = {"score": np.round(score, 6).tolist(), "band": bands(score, s.band_edges).tolist()}
+    columns: dict[str, list] = {} if user_ids is None else {"user_id": user_ids}
+    columns.update(score=np.round(score, 6).tolist(), band=bands(score, s.band_edges).tolist())
     seg = segment(s, X)
     if seg is not None:
         columns["segment"] = seg.tolist()

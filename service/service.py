@@ -130,20 +130,17 @@ class Opscore:
             X = model.matrix[pos[found]]
         else:
             frame = pd.DataFrame([r.model_dump() for r in records])
-            ids = frame["user_id"].to_numpy(dtype=object)
+            ids = np.asarray([r.user_id for r in records], dtype=object)  # None where a record has none
             found = np.ones(len(frame), dtype=bool)
             X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
         if offer:
             X = _with_offer(model, X, offer)
-        scored = iter(score_matrix(model, X, reasons, settings.scoring_threads))
-        results = []
-        for uid, ok in zip(ids.tolist(), found.tolist()):
-            if ok:
-                row = next(scored)
-                row["user_id"] = uid
-                results.append(row)
-            else:
-                results.append({"user_id": uid, "error": f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"})
+        id_list = ids.tolist()
+        results = score_matrix(model, X, reasons, settings.scoring_threads, np.asarray(id_list, dtype=object)[found].tolist())
+        if not found.all():
+            scored = iter(results)
+            unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
+            results = [next(scored) if ok else {"user_id": uid, "error": unknown} for uid, ok in zip(id_list, found.tolist())]
         if endpoint == "abuse":
             _add_ring_size(results, model, X)
         ctx.request.state.audit = {

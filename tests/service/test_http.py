@@ -80,6 +80,12 @@ def test_inline_and_threaded_batches_agree(server, keys, some_ids):
     assert small == large[:5]
 
 
+def test_records_may_leave_the_user_id_out(server, keys, some_ids):
+    r = post(server, "/v1/churn/score", {"records": [{"user_id": some_ids[0], "age": 30}, {"age": 40}]}, keys["campaign"])
+    assert r.status_code == 200, r.text
+    assert [x["user_id"] for x in r.json()["results"]] == [some_ids[0], None]
+
+
 def test_unknown_ids_are_reported_per_item(server, keys, some_ids):
     r = post(server, "/v1/churn/score", {"user_ids": [some_ids[0], 999, some_ids[1]]}, keys["campaign"])
     assert r.status_code == 200
