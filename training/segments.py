@@ -18,11 +18,13 @@ GRID = np.array([[f"{stage}/V{v + 1}" for v in range(VALUE_BANDS)] for stage in 
 
 
 def stage_index(tenure_days: np.ndarray, days_silent: np.ndarray) -> np.ndarray:
-    return np.select(
-        [tenure_days < 30, days_silent < 7, days_silent <= 21, days_silent <= 90, days_silent <= 360],
-        [0, 1, 2, 3, 4],
-        default=5,
-    )
+    """0 new (or tenure unknown), 1 active (< 7 days silent), 2 silent 7-21, 3 22-90, 4 91-360, 5 beyond.
+
+    Comparisons rather than np.select: the service calls this for single users, where numpy's
+    per-call overhead is the whole cost. Unknown silence counts as active, as 0 days would.
+    """
+    stage = 1 + (days_silent >= 7).astype(np.int64) + (days_silent > 21) + (days_silent > 90) + (days_silent > 360)
+    return np.where(tenure_days >= 30, stage, 0)
 
 
 @dataclass
@@ -36,6 +38,10 @@ class SegmentGrid:
         edges = np.quantile(positive, np.linspace(0, 1, VALUE_BANDS)[1:-1]) if len(positive) else np.zeros(VALUE_BANDS - 2)
         return cls(value_edges=[0.0, *map(float, edges)])
 
+    def __post_init__(self) -> None:
+        self._edges = np.asarray(self.value_edges, dtype=float)
+
     def assign(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
-        band = np.clip(np.searchsorted(self.value_edges, np.nan_to_num(value), side="left"), 0, VALUE_BANDS - 1)
-        return GRID[stage_index(np.nan_to_num(tenure_days), np.nan_to_num(days_silent)), band]
+        value = np.where(np.isnan(value), 0.0, value)  # no value recorded: the lowest band
+        band = np.minimum(np.searchsorted(self._edges, value, side="left"), VALUE_BANDS - 1)
+        return GRID[stage_index(tenure_days, days_silent), band]
