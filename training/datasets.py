@@ -44,6 +44,21 @@ def _snapshot(settings: Settings, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(p.features), pd.read_parquet(p.labels)
 
 
+def history(settings: Settings, dates: SnapshotDates) -> list:
+    """The earlier snapshots whose label windows add training rows, built on first use.
+
+    Only the response and credit training read them, so `features` (and the serving path) does not
+    pay for them.
+    """
+    from training.pipeline import build_snapshot
+
+    for as_of in dates.history:
+        if not snapshot_paths(settings, as_of).labels.exists():
+            log.info("building the earlier snapshot as of %s for training", as_of)
+            build_snapshot(settings, as_of)
+    return list(dates.history)
+
+
 def churn(settings: Settings, dates: SnapshotDates) -> Dataset:
     """Users active in the 30 days before the snapshot; label: no launch in the 30 days after."""
     (f_tr, l_tr), (f_te, l_te) = _snapshot(settings, dates.train), _snapshot(settings, dates.oot)

@@ -30,14 +30,20 @@ class SnapshotDates:
     train: date
     oot: date
     serving: date
+    history: tuple[date, ...] = ()  # earlier training snapshots, newest first
 
 
 def default_dates(settings: Settings) -> SnapshotDates:
-    """Train and out-of-time snapshots one label window apart, each with a full window after it."""
+    """Train and out-of-time snapshots one label window apart, each with a full window after it, and up to
+    `settings.history_snapshots` earlier ones (back to the first campaign) whose windows add training rows."""
     with warehouse.connect(settings) as con:
         end = warehouse.data_end(con)
+        first = con.execute("SELECT min(send_date) FROM campaigns").fetchone()[0]
     w = pd.Timedelta(days=settings.label_window_days)
-    return SnapshotDates(train=(end - 2 * w).date(), oot=(end - w).date(), serving=end.date())
+    train = end - 2 * w
+    earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
+    history = tuple(d.date() for d in earlier if first is not None and d > pd.Timestamp(first))
+    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history)
 
 
 def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True) -> features.SnapshotPaths:

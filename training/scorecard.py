@@ -376,17 +376,22 @@ def fit_scorecard(X: np.ndarray, y: np.ndarray, spec: FeatureSpec, segments: Seg
 # --- the simulated credit model --------------------------------------------------------------
 
 def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
-    """Users who apply for a loan in the 30 days after each snapshot; label: default within 90 days."""
-    (f_tr, l_tr), (f_te, l_te) = datasets._snapshot(settings, dates.train), datasets._snapshot(settings, dates.oot)
-    tr, te = l_tr.index[l_tr.application_id.notna()], l_te.index[l_te.application_id.notna()]
+    """Users who apply for a loan in the 30 days after each snapshot; label: default within 90 days.
+    Training stacks the applications after the train snapshot and after each earlier one."""
+    train = [datasets._snapshot(settings, d) for d in (dates.train, *datasets.history(settings, dates))]
+    f_te, l_te = datasets._snapshot(settings, dates.oot)
+    applied = [l.index[l.application_id.notna()] for _, l in train]
+    f_tr = pd.concat([f.loc[i] for (f, _), i in zip(train, applied)])
+    y_tr = np.concatenate([l.loc[i, "default_90d"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
+    te = l_te.index[l_te.application_id.notna()]
     oracle = None
     if settings.truth_dir.exists():
         true_pd = truth.read_truth(settings, "loan_applications").set_index("application_id")["pd"]
         oracle = true_pd.reindex(l_te.loc[te, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
     return Dataset(
-        "credit", f_tr.loc[tr], l_tr.loc[tr, "default_90d"].to_numpy(dtype=int),
-        f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
-        split=f"out-of-time: applications after {dates.train} (train) and after {dates.oot} (test)",
+        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
+        split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
+              f"after {dates.oot} (test)",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
         oracle=oracle,
     )

