@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 
 from bench.loadgen import build_request, run_load
+from service.config import SERVICE_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,21 +67,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], env: dict[str, str], port: int, ready_path: str, timeout: float = 900) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def start(cmd: list[str], env: dict[str, str], port: int, ready_path: str, timeout: float = 900,
+          workers: int = 0) -> subprocess.Popen:
+    """Start a server and wait until `ready_path` answers 200 and, for a BentoML server, until all
+    `workers` have initialised: a worker still loading accepts no connections, so the load
+    generator's keep-alive connections would all land on the first one ready."""
+    log_file = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[0]} exited while starting")
+            raise RuntimeError(f"{cmd[0]} exited while starting: see {log_file.name}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
-                return proc
+            ready = httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            ready = False
+        if ready and Path(log_file.name).read_text().count(" initialized") >= workers:
+            proc.log_path = Path(log_file.name)
+            return proc
         time.sleep(1)
     stop(proc)
-    raise RuntimeError(f"{' '.join(cmd)} not ready in {timeout}s")
+    raise RuntimeError(f"{' '.join(cmd)} not ready in {timeout}s: see {log_file.name}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -89,6 +97,8 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(proc.pid, signal.SIGKILL)
+    if getattr(proc, "log_path", None):
+        proc.log_path.unlink(missing_ok=True)
 
 
 def bench_sim(work: Path, users: int, figures: dict) -> Path:
@@ -162,9 +172,8 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     port = free_port()
     log("opscore service: starting")
     proc = start([str(BIN / "bentoml"), "serve", "service.service:Opscore", "-p", str(port), "--host", "127.0.0.1"],
-                 env, port, "/livez")
+                 env, port, "/readyz", workers=SERVICE_CONFIG["workers"])
     try:
-        wait_ready(port)
         reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, auth) for b in singles]
         r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
         figures.update(serve_single_rps=r.rps, serve_single_p50_ms=r.pct(50), serve_single_p99_ms=r.pct(99),
@@ -220,21 +229,13 @@ def single_user_load(target: str, env: dict[str, str], bodies: list[bytes], seco
     """Serve a reference service and drive its churn endpoint with one user per request (the same
     requests, key header included, as the opscore service gets)."""
     port = free_port()
-    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", "127.0.0.1"], env, port, "/readyz")
+    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", "127.0.0.1"], env, port, "/readyz",
+                 workers=SERVICE_CONFIG["workers"])
     try:
         reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, headers) for b in bodies]
         return run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
     finally:
         stop(proc)
-
-
-def wait_ready(port: int, timeout: float = 900) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-            return
-        time.sleep(1)
-    raise RuntimeError("service never became ready")
 
 
 def _churn_scorer(mlruns: Path):
