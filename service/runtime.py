@@ -93,11 +93,13 @@ def _reasons(names: list[str], cats: dict[int, list[str]], X: np.ndarray, k: int
     for j, labels in cats.items():
         hit = (idx == j) & ~np.isnan(raw)
         values[hit] = np.asarray(labels, dtype=object)[raw[hit].astype(int)]
-    feats = np.asarray(names, dtype=object)[idx].tolist()
-    return [
-        [{"feature": f, "value": v, "contribution": c} for f, v, c in zip(fr, vr, cr)]
-        for fr, vr, cr in zip(feats, values.tolist(), np.round(vals, 6).tolist())
-    ]
+    # One flat pass over all rows' reasons, then sliced per row: half the cost of a nested
+    # comprehension, which pays a function call per row.
+    feats = np.asarray(names, dtype=object)[idx].ravel().tolist()
+    flat = [{"feature": f, "value": v, "contribution": c}
+            for f, v, c in zip(feats, values.ravel().tolist(), np.round(vals, 6).ravel().tolist())]
+    k = idx.shape[1]
+    return [flat[i:i + k] for i in range(0, len(flat), k)]
 
 
 def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -112,6 +114,8 @@ def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: in
 def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1,
                  user_ids: list | None = None) -> list[dict]:
     """Score a batch in one vectorised pass and format one result dict per row (user id first)."""
+    if not len(X):  # every id unknown: LightGBM refuses an empty matrix
+        return []
     s = model.scorer
     names = s.spec.names
     cats = {len(s.spec.numeric) + i: c for i, c in enumerate(s.spec.categorical.values())}

@@ -92,6 +92,8 @@ def test_unknown_ids_are_reported_per_item(server, keys, some_ids):
     res = r.json()["results"]
     assert "score" in res[0] and "score" in res[2]
     assert res[1]["user_id"] == 999 and "unknown user_id" in res[1]["error"]
+    r = post(server, "/v1/churn/score", {"user_ids": [998, 999]}, keys["campaign"])
+    assert r.status_code == 200 and all("unknown user_id" in x["error"] for x in r.json()["results"])
 
 
 @pytest.mark.parametrize("body,field", [
