@@ -260,7 +260,6 @@ def inprocess(large: Path, mlruns: Path) -> dict:
     import pandas as pd
 
     from service.runtime import ServedModel, score_matrix
-
     from training.settings import get_settings
 
     scorer = _churn_scorer(mlruns).unwrap_python_model().scorer

@@ -136,7 +136,7 @@ class Opscore:
         if offer:
             X = _with_offer(model, X, offer)
         id_list = ids.tolist()
-        results = score_matrix(model, X, reasons, settings.scoring_threads, np.asarray(id_list, dtype=object)[found].tolist())
+        results = score_matrix(model, X, reasons, settings.scoring_threads, ids[found].tolist())
         if not found.all():
             scored = iter(results)
             unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
@@ -144,7 +144,7 @@ class Opscore:
         if endpoint == "abuse":
             _add_ring_size(results, model, X)
         ctx.request.state.audit = {
-            "user_ids": [u for u in ids.tolist() if u is not None], "n_users": len(ids),
+            "user_ids": [u for u in id_list if u is not None], "n_users": len(ids),
             "models": {endpoint: model.version}, "unknown": int((~found).sum()),
         }
         return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
