@@ -19,15 +19,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from bench.loadgen import build_request, run_load
+from bench.loadgen import Target, build_request, compare, run_load
 from service.config import SERVICE_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+# Served side by side and loaded in interleaved rounds with the same single-user requests.
+SINGLE_USER_TARGETS = {
+    "serve": "service.service:Opscore",
+    "bare": "bench.bare_service:Bare",  # the reference: parses the body, returns a constant
+    "batched": "bench.batched_service:Batched",  # adaptive batching, kept only if it helps
+}
 BIN = Path(sys.executable).parent
 GIB = 1024**3
 
@@ -159,6 +168,18 @@ def _ids(large: Path, n: int, seed: int = 0) -> list[int]:
     return np.random.default_rng(seed).choice(ids, n, replace=False).tolist()
 
 
+@contextmanager
+def serving(target: str, env: dict[str, str]) -> Iterator[int]:
+    """A BentoML service on a free port, every worker initialised; yields the port."""
+    port = free_port()
+    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", HOST], env, port, "/readyz",
+                 workers=SERVICE_CONFIG["workers"])
+    try:
+        yield port
+    finally:
+        stop(proc)
+
+
 def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float) -> None:
     home = work / "bentoml"
     env = env_for(large, mlruns, home)
@@ -169,71 +190,50 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     auth = {"Authorization": f"Bearer {key}"}
     singles = [json.dumps({"user_ids": [u]}).encode() for u in _ids(large, 2000)]
 
-    port = free_port()
-    log("opscore service: starting")
-    proc = start([str(BIN / "bentoml"), "serve", "service.service:Opscore", "-p", str(port), "--host", "127.0.0.1"],
-                 env, port, "/readyz", workers=SERVICE_CONFIG["workers"])
-    try:
-        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, auth) for b in singles]
-        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
-        figures.update(serve_single_rps=r.rps, serve_single_p50_ms=r.pct(50), serve_single_p99_ms=r.pct(99),
-                       serve_single_errors=float(r.errors))
-        log(f"opscore single: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
+    with ExitStack() as servers:
+        log(f"starting {', '.join(SINGLE_USER_TARGETS.values())}")
+        ports = {name: servers.enter_context(serving(target, env)) for name, target in SINGLE_USER_TARGETS.items()}
+        # Interleaved rounds: the shared machine's background load, which moves by tens of percent
+        # within a minute, falls on every server alike instead of on whichever ran last.
+        results = compare({name: Target(HOST, port, [build_request(HOST, port, "/v1/churn/score", b, auth) for b in singles])
+                           for name, port in ports.items()}, concurrency=8, seconds=seconds)
+        for name, r in results.items():
+            figures.update({f"{name}_single_rps": r.rps, f"{name}_single_p50_ms": r.pct(50),
+                            f"{name}_single_p99_ms": r.pct(99), f"{name}_single_errors": float(r.errors)})
+            log(f"{SINGLE_USER_TARGETS[name]} single user: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
+        figures["serve_single_rps_vs_bare_ratio"] = results["serve"].rps / results["bare"].rps
 
+        port = ports["serve"]
         batch = json.dumps({"user_ids": _ids(large, 10_000, seed=1)}).encode()
-        breq = [build_request("127.0.0.1", port, "/v1/churn/score", batch, auth)]
-        r = run_load("127.0.0.1", port, breq, concurrency=1, seconds=max(5, seconds / 2), warmup=2)
+        breq = [build_request(HOST, port, "/v1/churn/score", batch, auth)]
+        r = run_load(HOST, port, breq, concurrency=1, seconds=max(5, seconds / 2), warmup=2)
         figures["batch_10k_ms"] = r.pct(50)
         figures["batch_10k_p99_ms"] = r.pct(99)
-        r = run_load("127.0.0.1", port, breq, concurrency=2, seconds=max(5, seconds / 2), warmup=2)
+        r = run_load(HOST, port, breq, concurrency=2, seconds=max(5, seconds / 2), warmup=2)
         figures["batch_rows_per_s"] = r.rps * 10_000
         log(f"10k batch: {figures['batch_10k_ms']:.0f} ms; {figures['batch_rows_per_s']:.0f} rows/s")
 
         seeds = json.dumps({"seed_user_ids": _ids(large, 1000, seed=2), "k": 50_000}).encode()
-        lreq = [build_request("127.0.0.1", port, "/v1/lookalike", seeds, auth)]
-        r = run_load("127.0.0.1", port, lreq, concurrency=1, seconds=10, warmup=2)
+        lreq = [build_request(HOST, port, "/v1/lookalike", seeds, auth)]
+        r = run_load(HOST, port, lreq, concurrency=1, seconds=10, warmup=2)
         if r.errors == 0 and r.requests:
             figures["lookalike_1m_top50k_ms"] = r.pct(50)
             log(f"lookalike 1000 seeds → 50k: {r.pct(50):.0f} ms")
-    finally:
-        stop(proc)
 
     figures.update(inprocess(large, mlruns))
     if "batch_rows_per_s" in figures:
         figures["batch_rows_per_s_vs_inprocess_ratio"] = figures["batch_rows_per_s"] / figures["inprocess_rows_per_s"]
 
-    log("bare BentoML endpoint")
-    r = single_user_load("bench.bare_service:Bare", env, singles, seconds, auth)
-    figures.update(bare_single_rps=r.rps, bare_single_p99_ms=r.pct(99))
-    figures["serve_single_rps_vs_bare_ratio"] = figures["serve_single_rps"] / r.rps
-
-    log("adaptive batching variant (batchable=True) of single-user churn scoring")
-    r = single_user_load("bench.batched_service:Batched", env, singles, seconds, auth)
-    figures.update(batched_single_rps=r.rps, batched_single_p99_ms=r.pct(99), batched_single_errors=float(r.errors))
-
     port = free_port()
     log("mlflow models serve of the same churn model")
     menv = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{mlruns.resolve()}/mlflow.db"}
     proc = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn@champion", "--env-manager", "local",
-                  "-p", str(port), "-h", "127.0.0.1"], menv, port, "/ping")
+                  "-p", str(port), "-h", HOST], menv, port, "/ping")
     try:
         rows = mlflow_rows(large, mlruns)
-        reqs = [build_request("127.0.0.1", port, "/invocations", b, {}) for b in rows]
-        r = run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
+        reqs = [build_request(HOST, port, "/invocations", b, {}) for b in rows]
+        r = run_load(HOST, port, reqs, concurrency=8, seconds=seconds)
         figures.update(mlflow_serve_single_rps=r.rps, mlflow_serve_single_p99_ms=r.pct(99))
-    finally:
-        stop(proc)
-
-
-def single_user_load(target: str, env: dict[str, str], bodies: list[bytes], seconds: float, headers: dict[str, str]):
-    """Serve a reference service and drive its churn endpoint with one user per request (the same
-    requests, key header included, as the opscore service gets)."""
-    port = free_port()
-    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", "127.0.0.1"], env, port, "/readyz",
-                 workers=SERVICE_CONFIG["workers"])
-    try:
-        reqs = [build_request("127.0.0.1", port, "/v1/churn/score", b, headers) for b in bodies]
-        return run_load("127.0.0.1", port, reqs, concurrency=8, seconds=seconds)
     finally:
         stop(proc)
 

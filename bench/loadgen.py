@@ -28,6 +28,15 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
 
 
+@dataclass
+class Target:
+    """A server and the requests to cycle through on it."""
+
+    host: str
+    port: int
+    requests: list[bytes]
+
+
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
             f"Content-Length: {len(body)}", "Connection: keep-alive"] + [f"{k}: {v}" for k, v in headers.items()]
@@ -71,18 +80,27 @@ async def _worker(host, port, requests: list[bytes], stop_at: float, lat: list, 
     writer.close()
 
 
-async def _run(host, port, requests, concurrency, seconds, warmup, rounds):
-    if warmup:
-        await _run(host, port, requests, concurrency, warmup, 0, 1)
-    lat: list[float] = []
-    errs: list[int] = []
-    elapsed = 0.0
-    for _ in range(rounds):
-        start = time.perf_counter()
-        stop_at = start + seconds / rounds
-        await asyncio.gather(*(_worker(host, port, requests, stop_at, lat, errs, i) for i in range(concurrency)))
-        elapsed += time.perf_counter() - start
-    return LoadResult(len(lat), len(errs), elapsed, np.asarray(lat))
+async def _round(t: Target, concurrency: int, seconds: float, lat: list, errs: list) -> float:
+    start = time.perf_counter()
+    stop_at = start + seconds
+    await asyncio.gather(*(_worker(t.host, t.port, t.requests, stop_at, lat, errs, i) for i in range(concurrency)))
+    return time.perf_counter() - start
+
+
+async def _interleaved(targets: dict[str, Target], concurrency: int, seconds: float, warmup: float,
+                       rounds: int) -> dict[str, LoadResult]:
+    for t in targets.values():
+        if warmup:
+            await _round(t, concurrency, warmup, [], [])
+    lat: dict[str, list[float]] = {name: [] for name in targets}
+    errs: dict[str, list[int]] = {name: [] for name in targets}
+    elapsed = dict.fromkeys(targets, 0.0)
+    order = list(targets)
+    for r in range(rounds):
+        # ABBA: alternating the order cancels a linear drift in the machine's background load.
+        for name in order if r % 2 == 0 else order[::-1]:
+            elapsed[name] += await _round(targets[name], concurrency, seconds / rounds, lat[name], errs[name])
+    return {name: LoadResult(len(lat[name]), len(errs[name]), elapsed[name], np.asarray(lat[name])) for name in targets}
 
 
 def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 8, seconds: float = 15,
@@ -90,4 +108,11 @@ def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 8, 
     """Closed-loop load for `seconds`, in `rounds` with fresh connections each: a multi-worker server
     hands each new connection to whichever worker accepts first, so one round's 8 connections may
     all land on one worker; several rounds average that luck out."""
-    return asyncio.run(_run(host, port, requests, concurrency, seconds, warmup, rounds))
+    return compare({"target": Target(host, port, requests)}, concurrency, seconds, warmup, rounds)["target"]
+
+
+def compare(targets: dict[str, Target], concurrency: int = 8, seconds: float = 15, warmup: float = 3,
+            rounds: int = 6) -> dict[str, LoadResult]:
+    """`run_load` on several servers in turn, round by round, so that the shared machine's changing
+    background load falls on all of them alike rather than on whichever ran last."""
+    return asyncio.run(_interleaved(targets, concurrency, seconds, warmup, rounds))

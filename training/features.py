@@ -313,7 +313,8 @@ def snapshot_paths(settings: Settings, as_of: date) -> SnapshotPaths:
 
 def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row positions of ids in a snapshot's sorted id column, and a mask of those found."""
-    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    # searchsorted never returns < 0; np.minimum rather than np.clip, which costs 5x more on one id.
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
     return pos, sorted_ids[pos] == ids
 
 

@@ -17,13 +17,18 @@ SEGMENT_COLUMNS = ("tenure_days", "days_since_last_active", "fund_amt_all")
 GRID = np.array([[f"{stage}/V{v + 1}" for v in range(VALUE_BANDS)] for stage in LIFECYCLE], dtype=object)
 
 
+# Silence (days) above which each later stage starts: 7 or more, over 21, over 90, over 360.
+_SILENCE_EDGES = np.array([np.nextafter(7.0, -np.inf), 21.0, 90.0, 360.0])
+
+
 def stage_index(tenure_days: np.ndarray, days_silent: np.ndarray) -> np.ndarray:
     """0 new (or tenure unknown), 1 active (< 7 days silent), 2 silent 7-21, 3 22-90, 4 91-360, 5 beyond.
 
-    Comparisons rather than np.select: the service calls this for single users, where numpy's
-    per-call overhead is the whole cost. Unknown silence counts as active, as 0 days would.
+    One searchsorted rather than np.select or a chain of comparisons: the service calls this for
+    single users, where numpy's per-call overhead is the whole cost. fmax turns unknown silence
+    into 0 days (active), as silence is never negative.
     """
-    stage = 1 + (days_silent >= 7).astype(np.int64) + (days_silent > 21) + (days_silent > 90) + (days_silent > 360)
+    stage = 1 + np.searchsorted(_SILENCE_EDGES, np.fmax(days_silent, 0.0), side="left")
     return np.where(tenure_days >= 30, stage, 0)
 
 
@@ -42,6 +47,6 @@ class SegmentGrid:
         self._edges = np.asarray(self.value_edges, dtype=float)
 
     def assign(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
-        value = np.where(np.isnan(value), 0.0, value)  # no value recorded: the lowest band
-        band = np.minimum(np.searchsorted(self._edges, value, side="left"), VALUE_BANDS - 1)
+        # fmax: no value recorded (NaN) lands in the lowest band, as 0 or any non-positive value does.
+        band = np.minimum(np.searchsorted(self._edges, np.fmax(value, 0.0), side="left"), VALUE_BANDS - 1)
         return GRID[stage_index(tenure_days, days_silent), band]

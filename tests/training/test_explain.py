@@ -18,3 +18,28 @@ def test_path_attributions_add_up_and_track_treeshap(trained):
     print(f"serving top reason within TreeSHAP's top 3: {in_top3:.1%}; mean per-user correlation {corr:.3f}")
     assert in_top3 > 0.8
     assert corr > 0.85
+
+
+def test_small_batches_score_exactly_as_large_ones(trained):
+    """A handful of rows takes other routes (LightGBM's fast single-row leaves, a sort for the top
+    reasons); a user must get the same answer alone as inside a batch of 20 (`Booster.predict`,
+    argmax passes: both batches use the dense gather)."""
+    from training.models import top_reasons
+
+    for name in ("churn", "abuse"):
+        ds, result = trained[name]
+        s = result.scorer
+        X = s.spec.to_matrix(ds.X_test.head(300))
+        X[::7, ::3] = np.nan  # missing values follow the learned branch on both routes
+        assert np.array_equal(s._paths.single_rows(X), s.booster.predict(X, pred_leaf=True).astype(np.int64))
+        for start in range(0, len(X), 20):
+            batch = X[start:start + 20]
+            big_score, big_contrib = s.score_and_reasons(batch)
+            big_idx, big_vals = top_reasons(big_contrib)
+            for i in range(0, len(batch), 3):
+                for rows in (batch[i:i + 1], batch[i:i + 3]):
+                    score, contrib = s.score_and_reasons(rows)
+                    idx, vals = top_reasons(contrib)
+                    part = slice(i, i + len(rows))
+                    assert np.array_equal(score, big_score[part]) and np.array_equal(contrib, big_contrib[part])
+                    assert np.array_equal(idx, big_idx[part]) and np.array_equal(vals, big_vals[part])
