@@ -34,7 +34,8 @@ HOST = "127.0.0.1"
 # Served side by side and loaded in interleaved rounds with the same single-user requests.
 SINGLE_USER_TARGETS = {
     "serve": "service.service:Opscore",
-    "bare": "bench.bare_service:Bare",  # the reference: parses the body, returns a constant
+    "bare": "bench.bare_service:Bare",  # the reference: parses the body, returns a serialised constant
+    "bare_dict": "bench.bare_service:BareDict",  # the same constant as a dict, serialised by BentoML
     "batched": "bench.batched_service:Batched",  # adaptive batching, kept only if it helps
 }
 BIN = Path(sys.executable).parent

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from training.features import file_sha256, locate
-from training.models import (TOP_REASONS, Scorer, band_edges, bands, round_to, score_frame, segment, segment_columns,
-                             top_reasons)
+from training.models import (TOP_REASONS, BinaryScorer, Scorer, band_edges, bands, round_to, score_frame, segment,
+                             segment_columns, top_reasons)
 
 log = logging.getLogger("opscore.service")
 
@@ -74,13 +76,18 @@ class Layout:
     labels: dict[int, np.ndarray]  # column → category labels, for categorical features
     band_edges: np.ndarray
     segment_columns: tuple[int, ...] | None
+    # The same, as plain Python values for the single-user path.
+    name_list: list[str]
+    label_lists: dict[int, list[str]]
+    band_edge_list: list[float]
 
     @classmethod
     def of(cls, s: Scorer) -> Layout:
         first = len(s.spec.numeric)
-        return cls(np.asarray(s.spec.names, dtype=object),
-                   {first + i: np.asarray(c, dtype=object) for i, c in enumerate(s.spec.categorical.values())},
-                   band_edges(s.band_edges), segment_columns(s))
+        labels = {first + i: list(c) for i, c in enumerate(s.spec.categorical.values())}
+        edges = band_edges(s.band_edges)
+        return cls(np.asarray(s.spec.names, dtype=object), {j: np.asarray(c, dtype=object) for j, c in labels.items()},
+                   edges, segment_columns(s), list(s.spec.names), labels, edges.tolist())
 
 
 def load_served_model(endpoint: str, bento_model, snapshot: Snapshot) -> ServedModel:
@@ -137,11 +144,44 @@ def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: in
     return s.predict(X), getattr(s, "reason_contributions", s.contributions)(X)
 
 
+def _round6(x: float) -> float:
+    """round_to(x, 6) on one value, bit for bit: Python's round() is rint's half-to-even."""
+    return round(x * 1e6) / 1e6
+
+
+def _score_one(model: ServedModel, x: np.ndarray, k: int, user_id) -> dict:
+    """`score_matrix` of one user of a binary model, formatted in plain Python once the trees have
+    run: a single user's answer is a few dozen numbers, and numpy's per-call overhead made most of
+    its cost. test_runtime holds it equal to the batch path, key for key and bit for bit."""
+    s, layout = model.scorer, model.layout
+    score, contrib = s.score_and_reasons(x[None, :])
+    p, c, xs = float(score[0]), contrib[0].tolist(), x.tolist()
+    row = {} if user_id is None else {"user_id": user_id}
+    row["score"] = _round6(p)
+    row["band"] = 1 + bisect_right(layout.band_edge_list, round(p * 1e9) / 1e9)
+    if layout.segment_columns is not None:
+        tenure, silent, value = (xs[j] for j in layout.segment_columns)
+        row["segment"] = s.segments.label(tenure, silent, value)
+    row["model"] = model.identity
+    reasons = []
+    for j in heapq.nlargest(min(k, len(c)), range(len(c)), key=c.__getitem__):  # ties: lower column first
+        v = xs[j]
+        if v != v:
+            v = None
+        elif j in layout.label_lists:
+            v = layout.label_lists[j][int(v)]
+        reasons.append({"feature": layout.name_list[j], "value": v, "contribution": _round6(c[j])})
+    row["reasons"] = reasons
+    return row
+
+
 def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1,
                  user_ids: list | None = None) -> list[dict]:
     """Score a batch in one vectorised pass and format one result dict per row (user id first)."""
     if not len(X):  # every id unknown: LightGBM refuses an empty matrix
         return []
+    if len(X) == 1 and reasons and type(model.scorer) is BinaryScorer:
+        return [_score_one(model, X[0], reasons, None if user_ids is None else user_ids[0])]
     s, layout = model.scorer, model.layout
     score, contrib = _score_and_contributions(s, X, reasons, threads)
     columns: dict[str, list] = {} if user_ids is None else {"user_id": user_ids}

@@ -127,25 +127,27 @@ class Opscore:
         if user_ids is not None:
             ids = np.asarray(user_ids, dtype=np.int64)
             pos, found = self.snapshot.rows(ids)
-            X = model.matrix[pos[found]]
+            all_found = bool(found.all())
+            X = model.matrix[pos if all_found else pos[found]]
+            id_list = list(user_ids)
         else:
             frame = pd.DataFrame([r.model_dump() for r in records])
-            ids = np.asarray([r.user_id for r in records], dtype=object)  # None where a record has none
-            found = np.ones(len(frame), dtype=bool)
+            id_list = [r.user_id for r in records]  # None where a record has none
+            found, all_found = None, True
             X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
         if offer:
             X = _with_offer(model, X, offer)
-        id_list = ids.tolist()
-        results = score_matrix(model, X, reasons, settings.scoring_threads, ids[found].tolist())
-        if not found.all():
+        scored_ids = id_list if all_found else [u for u, ok in zip(id_list, found.tolist()) if ok]
+        results = score_matrix(model, X, reasons, settings.scoring_threads, scored_ids)
+        if not all_found:
             scored = iter(results)
             unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
             results = [next(scored) if ok else {"user_id": uid, "error": unknown} for uid, ok in zip(id_list, found.tolist())]
         if endpoint == "abuse":
             _add_ring_size(results, model, X)
         ctx.request.state.audit = {
-            "user_ids": [u for u in id_list if u is not None], "n_users": len(ids),
-            "models": {endpoint: model.version}, "unknown": int((~found).sum()),
+            "user_ids": [u for u in id_list if u is not None], "n_users": len(id_list),
+            "models": {endpoint: model.version}, "unknown": len(id_list) - len(scored_ids),
         }
         return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
 

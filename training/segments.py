@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,9 @@ def stage_index(tenure_days: np.ndarray, days_silent: np.ndarray) -> np.ndarray:
     return np.where(tenure_days >= 30, stage, 0)
 
 
+_SILENCE_EDGES_LIST = _SILENCE_EDGES.tolist()
+
+
 @dataclass
 class SegmentGrid:
     value_edges: list[float]
@@ -45,8 +49,19 @@ class SegmentGrid:
 
     def __post_init__(self) -> None:
         self._edges = np.asarray(self.value_edges, dtype=float)
+        self._edge_list = self._edges.tolist()
 
     def assign(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
         # fmax: no value recorded (NaN) lands in the lowest band, as 0 or any non-positive value does.
         band = np.minimum(np.searchsorted(self._edges, np.fmax(value, 0.0), side="left"), VALUE_BANDS - 1)
         return GRID[stage_index(tenure_days, days_silent), band]
+
+    def label(self, tenure_days: float, days_silent: float, value: float) -> str:
+        """`assign` for one user, in plain Python on the same edges (a test holds them equal):
+        on a single user, numpy's per-call overhead is most of the cost."""
+        if not tenure_days >= 30:  # also when unknown (NaN)
+            stage = 0
+        else:
+            stage = 1 + bisect_left(_SILENCE_EDGES_LIST, days_silent if days_silent > 0 else 0.0)
+        band = min(bisect_left(self._edge_list, value if value > 0 else 0.0), VALUE_BANDS - 1)
+        return GRID[stage, band]

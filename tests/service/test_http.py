@@ -80,6 +80,15 @@ def test_inline_and_threaded_batches_agree(server, keys, some_ids):
     assert small == large[:5]
 
 
+@pytest.mark.parametrize("endpoint", ["churn", "abuse"])
+def test_a_user_alone_gets_the_answer_of_a_batch(server, keys, some_ids, endpoint):
+    """One user takes the single-user path (fast LightGBM call, plain-Python formatting)."""
+    batch = post(server, f"/v1/{endpoint}/score", {"user_ids": some_ids[:20]}, keys["campaign"]).json()["results"]
+    alone = [post(server, f"/v1/{endpoint}/score", {"user_ids": [u]}, keys["campaign"]).json()["results"][0]
+             for u in some_ids[:20]]
+    assert alone == batch
+
+
 def test_records_may_leave_the_user_id_out(server, keys, some_ids):
     r = post(server, "/v1/churn/score", {"records": [{"user_id": some_ids[0], "age": 30}, {"age": 40}]}, keys["campaign"])
     assert r.status_code == 200, r.text
@@ -135,6 +144,27 @@ def test_keys_and_scopes(server, keys, some_ids):
     assert post(server, "/v1/credit/score", body, keys["risk"]).status_code == 200
     for path in ("/livez", "/readyz", "/metrics"):
         assert httpx.get(server.url + path).status_code == 200
+
+
+def test_keys_are_added_and_revoked_without_a_restart(server, keys, some_ids, all_champions):
+    import time
+
+    from service.auth import KeyStore
+
+    store = KeyStore(all_champions.keys_file)
+    late = store.add("late-system", ["campaign"])
+
+    def status_within(expected: int, seconds: float = 5) -> int:
+        deadline = time.monotonic() + seconds
+        while True:
+            status = post(server, "/v1/churn/score", {"user_ids": some_ids[:1]}, late).status_code
+            if status == expected or time.monotonic() > deadline:
+                return status
+            time.sleep(0.2)
+
+    assert status_within(200) == 200
+    assert store.revoke(late.split("_")[1])
+    assert status_within(401) == 401
 
 
 def test_models_endpoint_lists_the_champions(server, keys):

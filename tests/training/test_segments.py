@@ -19,3 +19,15 @@ def test_value_bands_and_labels():
     labels = grid.assign(np.full(len(value), 400.0), np.zeros(len(value)), value)
     assert labels.tolist() == ["active/V1", "active/V1", "active/V2", "active/V2", "active/V3", "active/V3",
                                "active/V4", "active/V5"]
+
+
+def test_one_user_label_matches_the_vectorised_grid():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    tenure = rng.choice([np.nan, 5.0, 29.9, 30.0, 400.0], n)
+    silent = np.where(rng.random(n) < 0.05, np.nan, rng.choice([0, 6.9, 7, 21, 21.5, 90, 90.5, 360, 361, 700], n))
+    value = np.where(rng.random(n) < 0.05, np.nan, rng.exponential(200, n) * (rng.random(n) < 0.7))
+    value[:8] = [0.0, 10.0, 100.0, 1000.0, -1.0, np.nan, 5.0, 1e6]  # on and around the edges
+    grid = SegmentGrid([0.0, 10.0, 100.0, 1000.0])
+    expected = grid.assign(tenure, silent, value).tolist()
+    assert [grid.label(t, d, v) for t, d, v in zip(tenure.tolist(), silent.tolist(), value.tolist())] == expected

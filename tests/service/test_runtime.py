@@ -1,0 +1,33 @@
+"""The service's in-memory scoring: one user through the single-user path answers exactly as a batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.runtime import ServedModel, score_matrix
+
+
+@pytest.mark.parametrize("name", ["churn", "abuse"])
+def test_single_user_path_matches_the_batch_path(trained, name):
+    ds, result = trained[name]
+    X = result.scorer.spec.to_matrix(ds.X_test.head(400))
+    X[::5, ::4] = np.nan  # unknown values, segment inputs and categoricals among them
+    model = ServedModel(name, name, "1", "run", "", {}, result.scorer, X)
+    ids = ds.X_test.head(400).index.tolist()
+    for start in range(0, len(X), 20):  # batches of 20: LightGBM's predict, the dense gather, argmax passes
+        batch = score_matrix(model, X[start:start + 20], 3, user_ids=ids[start:start + 20])
+        alone = [score_matrix(model, X[i:i + 1], 3, user_ids=[ids[i]])[0] for i in range(start, start + len(batch))]
+        assert alone == batch
+    assert score_matrix(model, X[:1], 5)[0].keys() == score_matrix(model, X[:2], 5)[0].keys()
+    assert len(score_matrix(model, X[:1], 5)[0]["reasons"]) == 5
+
+
+def test_plain_python_rounding_is_numpys():
+    from service.runtime import _round6
+    from training.models import round_to
+
+    values = np.random.default_rng(0).normal(scale=3, size=1_000_000)
+    values[:4] = [0.5e-6, 1.5e-6, 2.5e-6, -0.5e-6]  # halves go to even, as numpy's rint does
+    assert [_round6(v) for v in values.tolist()] == round_to(values, 6).tolist()
+    assert np.array_equal(round_to(values, 6), np.round(values, 6))
