@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 
@@ -29,6 +30,30 @@ def pseudonyms(secret: bytes, user_ids: list[int]) -> list[str]:
     return out
 
 
+class PseudonymTable:
+    """Every snapshot user's pseudonym, computed once at start-up (~2 µs a user). A 10,000-id call
+    then looks its pseudonyms up instead of hashing them one by one, which took a third of its time."""
+
+    def __init__(self, secret: bytes, sorted_ids: np.ndarray):
+        self.secret = secret
+        self._hex = np.array([h.encode() for h in pseudonyms(secret, sorted_ids.tolist())], dtype="S24")
+
+    def at(self, rows: np.ndarray) -> orjson.Fragment:
+        """The pseudonyms of snapshot rows, as the JSON array the audit record embeds."""
+        return self._fragment(self._hex[rows].tolist())
+
+    def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> orjson.Fragment:
+        """The pseudonyms of requested ids, in order; ids not in the snapshot are hashed here."""
+        hexes = self._hex[rows].tolist()
+        for i in np.flatnonzero(~found).tolist():
+            hexes[i] = pseudonym(self.secret, user_ids[i]).encode()
+        return self._fragment(hexes)
+
+    @staticmethod
+    def _fragment(hexes: list[bytes]) -> orjson.Fragment:
+        return orjson.Fragment(b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]")
+
+
 class AuditLog:
     def __init__(self, path: Path, secret: bytes):
         self.path = path
@@ -44,6 +69,8 @@ class AuditLog:
               detail: dict | None) -> None:
         detail = dict(detail or {})
         ids = detail.pop("user_ids", [])
+        # Callers holding a PseudonymTable pass the pseudonyms ready-made (an orjson Fragment).
+        hmacs = detail.pop("user_hmacs", None)
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "request_id": request_id,
@@ -53,7 +80,7 @@ class AuditLog:
             "elapsed_ms": round(elapsed_ms, 2),
             "n_users": detail.pop("n_users", len(ids)),
             "models": detail.pop("models", {}),
-            "user_hmacs": pseudonyms(self.secret, ids),
+            "user_hmacs": pseudonyms(self.secret, ids) if hmacs is None else hmacs,
             **detail,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)

@@ -131,34 +131,43 @@ class AuthMiddleware:
         request_id = uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        status_holder = {"status": 500}
-
-        async def send_wrapper(message):
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
         path = scope["path"]
         key = self._bearer(scope)
         api_key = self.keys.verify(key) if key else None
+        call = {"status": 500, "audited": False}
+
+        def audit() -> None:
+            if not call["audited"]:
+                call["audited"] = True
+                self.audit.write(
+                    request_id=request_id, key_id=api_key.key_id if api_key else None, endpoint=path,
+                    status=call["status"], elapsed_ms=(time.perf_counter() - started) * 1000,
+                    detail=state.get("audit"),
+                )
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                call["status"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # The record is on disk before the caller has its answer: a crash in between
+                # would otherwise leave an answered call without an audit line.
+                audit()
+            await send(message)
+
         needed = required_scopes(path)
         try:
             if api_key is None:
-                await self._deny(send, 401, "missing or unknown API key: send `Authorization: Bearer <key>`", request_id)
-                status_holder["status"] = 401
+                await self._deny(send_wrapper, 401, "missing or unknown API key: send `Authorization: Bearer <key>`",
+                                 request_id)
             elif needed is not None and not (api_key.scopes & needed):
-                await self._deny(send, 403, f"key scopes {sorted(api_key.scopes)} may not call {path} (needs one of {sorted(needed)})", request_id)
-                status_holder["status"] = 403
+                await self._deny(send_wrapper, 403, f"key scopes {sorted(api_key.scopes)} may not call {path} "
+                                             f"(needs one of {sorted(needed)})", request_id)
             else:
                 state["key_id"] = api_key.key_id
                 await self.app(scope, receive, send_wrapper)
         finally:
-            self.audit.write(
-                request_id=request_id, key_id=api_key.key_id if api_key else None, endpoint=path,
-                status=status_holder["status"], elapsed_ms=(time.perf_counter() - started) * 1000,
-                detail=state.get("audit"),
-            )
+            audit()  # a call that ended without a complete answer (a crash, a dropped client)
 
     @staticmethod
     def _bearer(scope) -> str | None:
@@ -172,8 +181,7 @@ class AuthMiddleware:
     async def _deny(send, status: int, message: str, request_id: str) -> None:
         body = json.dumps({"error": message, "request_id": request_id}).encode()
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"x-request-id", request_id.encode())]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.audit import PseudonymTable
 from service.auth import protect
 from service.config import INLINE_ROWS, SERVICE_CONFIG
 from service.runtime import (SNAPSHOT_MODEL, NotReady, RequestError, ServedModel, Snapshot, load_lookalike,
@@ -90,7 +91,9 @@ class Opscore:
                 self._fail(endpoint, e)
         self.lookalike_index = None
         self.abuse_scores = None
+        self.pseudonyms: PseudonymTable | None = None
         if self.snapshot is not None:
+            self.pseudonyms = PseudonymTable(settings.audit_secret.get_secret_value().encode(), self.snapshot.ids)
             try:
                 self.lookalike_index = load_lookalike(Path(self.snapshot_ref.path) / "lookalike", self.snapshot)
             except Exception as e:  # noqa: BLE001
@@ -130,10 +133,12 @@ class Opscore:
             all_found = bool(found.all())
             X = model.matrix[pos if all_found else pos[found]]
             id_list = list(user_ids)
+            audit_ids = {"user_hmacs": self.pseudonyms.of(id_list, pos, found)}
         else:
             frame = pd.DataFrame([r.model_dump() for r in records])
             id_list = [r.user_id for r in records]  # None where a record has none
             found, all_found = None, True
+            audit_ids = {"user_ids": [u for u in id_list if u is not None]}
             X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
         if offer:
             X = _with_offer(model, X, offer)
@@ -146,8 +151,8 @@ class Opscore:
         if endpoint == "abuse":
             _add_ring_size(results, model, X)
         ctx.request.state.audit = {
-            "user_ids": [u for u in id_list if u is not None], "n_users": len(id_list),
-            "models": {endpoint: model.version}, "unknown": len(id_list) - len(scored_ids),
+            **audit_ids, "n_users": len(id_list), "models": {endpoint: model.version},
+            "unknown": len(id_list) - len(scored_ids),
         }
         return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
 
@@ -195,7 +200,7 @@ class Opscore:
         except RequestError as e:
             ctx.response.status_code = e.status
             return {"error": str(e), "field": e.field}
-        ctx.request.state.audit = {"user_ids": self.snapshot.ids[seed_rows].tolist(), "n_users": len(body["results"]),
+        ctx.request.state.audit = {"user_hmacs": self.pseudonyms.at(seed_rows), "n_users": len(body["results"]),
                                    "models": {"lookalike": self.snapshot.as_of}, "seed_size": int(len(seed_rows))}
         return json_response(body)
 

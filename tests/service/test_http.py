@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from service.audit import pseudonym
 from service.config import INLINE_ROWS
+
+AUDIT_SECRET = b"test-audit-secret"  # what tests/service/conftest.py gives the server
 
 
 def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.Response:
@@ -167,6 +170,16 @@ def test_keys_are_added_and_revoked_without_a_restart(server, keys, some_ids, al
     assert status_within(401) == 401
 
 
+def test_audit_pseudonyms_of_a_large_batch_with_unknown_ids(server, keys, some_ids, all_champions):
+    """Snapshot users' pseudonyms come from a table built at start-up, unknown ids are hashed per
+    call: the record must list them all, in request order, as the same keyed hash."""
+    ids = some_ids[:100] + [999] + some_ids[100:150]
+    assert post(server, "/v1/abuse/score", {"user_ids": ids}, keys["campaign"]).status_code == 200
+    record = [json.loads(x) for x in all_champions.audit_log.read_text().splitlines()][-1]
+    assert record["n_users"] == len(ids) and record["unknown"] == 1
+    assert record["user_hmacs"] == [pseudonym(AUDIT_SECRET, u) for u in ids]
+
+
 def test_models_endpoint_lists_the_champions(server, keys):
     r = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"})
     assert r.status_code == 200
@@ -182,6 +195,7 @@ def test_audit_log_has_a_line_per_call_and_no_personal_data(server, keys, some_i
     lines = [json.loads(x) for x in all_champions.audit_log.read_text().splitlines()]
     scored = [x for x in lines if x["endpoint"] == "/v1/churn/score" and x["status"] == 200 and x["n_users"] == 5]
     assert scored and scored[-1]["models"]["churn"] and len(scored[-1]["user_hmacs"]) == 5
+    assert scored[-1]["user_hmacs"] == [pseudonym(AUDIT_SECRET, u) for u in some_ids[:5]]
     assert any(x["status"] == 403 and x["endpoint"] == "/v1/credit/score" for x in lines)
     text = all_champions.audit_log.read_text() + server.log_text()
     for uid in some_ids[:5]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pandas as pd
 import pytest
@@ -38,6 +40,16 @@ def test_seed_ids_filters_and_exclusion(server, keys, frame):
     assert not set(ids) & set(seeds)
     kept = call(server, keys["campaign"], {"seed_user_ids": seeds, "k": 300, "exclude_seeds": False})
     assert set(x["user_id"] for x in kept.json()["results"]) & set(seeds)
+
+
+def test_audit_records_the_seed_as_pseudonyms(server, keys, frame, all_champions):
+    from service.audit import pseudonym
+
+    seeds = frame.index[:150].tolist()
+    assert call(server, keys["campaign"], {"seed_user_ids": seeds[::-1] + [999], "k": 100}).status_code == 200
+    record = json.loads(all_champions.audit_log.read_text().splitlines()[-1])
+    assert record["endpoint"] == "/v1/lookalike" and record["seed_size"] == 150
+    assert record["user_hmacs"] == [pseudonym(b"test-audit-secret", u) for u in sorted(seeds)]
 
 
 def test_credit_offer_leaves_protected_attributes_out(server, keys, frame):
