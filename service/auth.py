@@ -54,6 +54,7 @@ class KeyStore:
         self._checked = -float("inf")
         self._mtime: float | None = None
         self._keys: dict[str, dict] = {}
+        self._api_keys: dict[str, ApiKey] = {}
 
     def _load(self) -> dict[str, dict]:
         now = time.monotonic()
@@ -67,6 +68,7 @@ class KeyStore:
             return {}
         if mtime != self._mtime:
             self._keys, self._mtime = json.loads(self.path.read_text()), mtime
+            self._api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in self._keys.items()}
         return self._keys
 
     def add(self, name: str, scopes: list[str]) -> str:
@@ -105,7 +107,7 @@ class KeyStore:
         entry = self._load().get(parts[1])
         if entry is None or not hmac.compare_digest(_digest(key), entry["sha256"]):
             return None
-        return ApiKey(parts[1], entry["name"], frozenset(entry["scopes"]))
+        return self._api_keys[parts[1]]
 
 
 def required_scopes(path: str) -> set[str] | None:

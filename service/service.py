@@ -133,7 +133,7 @@ class Opscore:
             all_found = bool(found.all())
             X = model.matrix[pos if all_found else pos[found]]
             id_list = list(user_ids)
-            audit_ids = {"user_hmacs": self.pseudonyms.of(id_list, pos, found)}
+            audit_ids = {"user_hmacs": self.pseudonyms.at(pos) if all_found else self.pseudonyms.of(id_list, pos, found)}
         else:
             frame = pd.DataFrame([r.model_dump() for r in records])
             id_list = [r.user_id for r in records]  # None where a record has none
