@@ -112,7 +112,10 @@ def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 8, 
 
 
 def compare(targets: dict[str, Target], concurrency: int = 8, seconds: float = 15, warmup: float = 3,
-            rounds: int = 6) -> dict[str, LoadResult]:
+            rounds: int = 12) -> dict[str, LoadResult]:
     """`run_load` on several servers in turn, round by round, so that the shared machine's changing
-    background load falls on all of them alike rather than on whichever ran last."""
+    background load falls on all of them alike rather than on whichever ran last. Many short
+    rounds, because a round's connections mostly land on one worker, not always the same way
+    (the worker that wakes first accepts every connection waiting), and that moves a round's
+    throughput by a third."""
     return asyncio.run(_interleaved(targets, concurrency, seconds, warmup, rounds))
