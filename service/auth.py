@@ -52,7 +52,7 @@ class KeyStore:
         self.path = path
         self.recheck_s = recheck_s
         self._checked = -float("inf")
-        self._mtime: float | None = None
+        self._version: tuple[int, int, int] | None = None
         self._keys: dict[str, dict] = {}
         self._api_keys: dict[str, ApiKey] = {}
 
@@ -62,13 +62,16 @@ class KeyStore:
             return self._keys
         self._checked = now
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
-            self._keys, self._mtime = {}, None
+            self._keys, self._api_keys, self._version = {}, {}, None
             return {}
-        if mtime != self._mtime:
-            self._keys, self._mtime = json.loads(self.path.read_text()), mtime
-            self._api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in self._keys.items()}
+        # Every save replaces the file (a new inode), so two saves within one mtime tick still differ.
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if version != self._version:
+            keys = json.loads(self.path.read_text())
+            api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in keys.items()}
+            self._keys, self._api_keys, self._version = keys, api_keys, version
         return self._keys
 
     def add(self, name: str, scopes: list[str]) -> str:

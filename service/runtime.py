@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import logging
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -149,18 +150,20 @@ def _score_and_contributions(s: Scorer, X: np.ndarray, reasons: int, threads: in
 
 
 def _round6(x: float) -> float:
-    """round_to(x, 6) on one value, bit for bit: Python's round() is rint's half-to-even."""
-    return round(x * 1e6) / 1e6
+    """round_to(x, 6) on one value, bit for bit: Python's round() is rint's half-to-even, but
+    returns an int, which loses the sign of a negative value rounded to zero."""
+    r = round(x * 1e6) / 1e6
+    return r if r else math.copysign(0.0, x)
 
 
-def _score_one(model: ServedModel, x: np.ndarray, k: int, user_id) -> dict:
+def _score_one(model: ServedModel, x: np.ndarray, k: int, user_ids: list | None) -> dict:
     """`score_matrix` of one user of a binary model, formatted in plain Python once the trees have
     run: a single user's answer is a few dozen numbers, and numpy's per-call overhead made most of
     its cost. test_runtime holds it equal to the batch path, key for key and bit for bit."""
     s, layout = model.scorer, model.layout
     score, contrib = s.score_and_reasons(x[None, :])
     p, c, xs = float(score[0]), contrib[0].tolist(), x.tolist()
-    row = {} if user_id is None else {"user_id": user_id}
+    row = {} if user_ids is None else {"user_id": user_ids[0]}
     row["score"] = _round6(p)
     row["band"] = 1 + bisect_right(layout.band_edge_list, round(p * 1e9) / 1e9)
     if layout.segment_columns is not None:
@@ -185,7 +188,7 @@ def score_matrix(model: ServedModel, X: np.ndarray, reasons: int, threads: int =
     if not len(X):  # every id unknown: LightGBM refuses an empty matrix
         return []
     if len(X) == 1 and reasons and type(model.scorer) is BinaryScorer:
-        return [_score_one(model, X[0], reasons, None if user_ids is None else user_ids[0])]
+        return [_score_one(model, X[0], reasons, user_ids)]
     s, layout = model.scorer, model.layout
     score, contrib = _score_and_contributions(s, X, reasons, threads)
     columns: dict[str, list] = {} if user_ids is None else {"user_id": user_ids}

@@ -34,14 +34,16 @@ class SingleRowLeaves:
     (uncontended on the event loop, where single users are scored)."""
 
     def __init__(self, booster: lgb.Booster):
+        self._config = ctypes.c_void_p()  # first, so that __del__ finds it whatever fails below
         self._booster = booster  # keeps the handle alive as long as the configuration
         self._n_features = booster.num_feature()
-        self._config = ctypes.c_void_p()
+        # The trees Booster.predict and dump_model use: up to the best iteration when there is one.
+        iterations = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle, ctypes.c_int(_PREDICT_LEAF_INDEX), ctypes.c_int(0), ctypes.c_int(-1),
+            booster._handle, ctypes.c_int(_PREDICT_LEAF_INDEX), ctypes.c_int(0), ctypes.c_int(iterations),
             ctypes.c_int(_DTYPE_FLOAT64), ctypes.c_int32(self._n_features), _c_str("num_threads=1"),
             ctypes.byref(self._config)))
-        self._out = np.empty(booster.num_trees(), dtype=np.float64)
+        self._out = np.empty(iterations * booster.num_model_per_iteration(), dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.byref(ctypes.c_int64())
         self._lock = threading.Lock()
