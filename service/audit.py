@@ -45,8 +45,9 @@ class PseudonymTable:
     def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> orjson.Fragment:
         """The pseudonyms of requested ids, in order; ids not in the snapshot are hashed here."""
         hexes = self._hex[rows].tolist()
-        for i in np.flatnonzero(~found).tolist():
-            hexes[i] = pseudonym(self.secret, user_ids[i]).encode()
+        unknown = np.flatnonzero(~found).tolist()
+        for i, h in zip(unknown, pseudonyms(self.secret, [user_ids[i] for i in unknown])):
+            hexes[i] = h.encode()
         return self._fragment(hexes)
 
     @staticmethod

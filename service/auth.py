@@ -101,7 +101,8 @@ class KeyStore:
         tmp.replace(self.path)  # atomic: a server reading the file never sees half of it
 
     def list(self) -> list[ApiKey]:
-        return [ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in self._load().items()]
+        self._load()
+        return list(self._api_keys.values())
 
     def verify(self, key: str) -> ApiKey | None:
         parts = key.split("_", 2)

@@ -45,10 +45,6 @@ class Snapshot:
         return cls(manifest["as_of"], frame, frame.index.to_numpy())
 
     def rows(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(user_ids) == 1:  # one scalar search: a third of the three array calls' cost
-            uid = user_ids[0]
-            pos = min(int(self.ids.searchsorted(uid)), len(self.ids) - 1)
-            return np.array([pos]), np.array([self.ids[pos] == uid])
         return locate(self.ids, user_ids)
 
 

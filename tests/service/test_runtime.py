@@ -35,17 +35,3 @@ def test_plain_python_rounding_is_numpys():
     assert orjson.dumps([_round6(v) for v in values.tolist()]) == orjson.dumps(round_to(values, 6).tolist())
     assert np.array_equal(round_to(values, 6), np.round(values, 6))
 
-
-def test_one_id_is_located_as_a_batch_is():
-    import pandas as pd
-
-    from service.runtime import Snapshot
-    from training.features import locate
-
-    ids = np.array([10, 20, 30, 40])
-    snapshot = Snapshot("2025-01-01", pd.DataFrame(index=ids), ids)
-    for uid in (5, 10, 25, 40, 99):
-        pos, found = snapshot.rows(np.array([uid]))
-        want_pos, want_found = locate(ids, np.array([uid]))
-        assert pos.tolist() == want_pos.tolist() and found.tolist() == want_found.tolist()
-        assert found[0] == (uid in ids)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import make_settings
 from training import features, warehouse
-from training.features import snapshot_paths
+from training.features import locate, snapshot_paths
 from training.schema import TABLES
 
 
@@ -98,3 +98,13 @@ def test_labels_need_a_full_window(settings, dates):
 
     with pytest.raises(ValueError, match="label window"):
         build_snapshot(settings, dates.serving)
+
+
+def test_one_id_is_located_as_a_batch_is():
+    ids = np.array([10, 20, 30, 40])
+    queries = [5, 10, 25, 40, 99]
+    batch_pos, batch_found = locate(ids, np.array(queries))
+    for i, uid in enumerate(queries):
+        pos, found = locate(ids, np.array([uid]))
+        assert pos.tolist() == [batch_pos[i]] and found.tolist() == [batch_found[i]]
+        assert found[0] == (uid in ids)
