@@ -29,7 +29,7 @@ def test_keys_add_prints_the_key_once_and_stores_only_its_hash(tmp_path):
     key = r.stdout.strip()
     assert r.returncode == 0 and key.startswith("ops_")
     stored = keys_file.read_text()
-    assert key not in stored and key.split("_")[2] not in stored
+    assert key not in stored and key.split("_", 2)[2] not in stored
     entry = next(iter(json.loads(stored).values()))
     assert entry["name"] == "crm" and entry["scopes"] == ["campaign"]
     listed = run("-m", "service", "keys", "list", env=env).stdout
