@@ -257,10 +257,10 @@ def mlflow_rows(large: Path, mlruns: Path) -> list[bytes]:
 
 
 def inprocess(large: Path, mlruns: Path) -> dict:
-    """The same scoring the service does for a 10k batch (predict, reasons, formatting), without HTTP."""
+    """The same scoring the service does for a 10k batch (predict, reasons, the answer's JSON text), without HTTP."""
     import pandas as pd
 
-    from service.runtime import ServedModel, score_matrix
+    from service.runtime import ServedModel, score_json
     from training.settings import get_settings
 
     scorer = _churn_scorer(mlruns).unwrap_python_model().scorer
@@ -268,12 +268,12 @@ def inprocess(large: Path, mlruns: Path) -> dict:
     X, ids = scorer.spec.to_matrix(frame), frame.index.tolist()
     model = ServedModel("churn", "churn", "0", "bench", "", {}, scorer, X)
     threads = get_settings().scoring_threads
-    score_matrix(model, X, 3, threads, ids)
+    score_json(model, X, 3, threads, ids)
     gc.freeze()  # as the service does once its models are loaded
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        score_matrix(model, X, 3, threads, ids)
+        score_json(model, X, 3, threads, ids)
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
     scorer.predict(X)

@@ -26,7 +26,7 @@ from service.audit import PseudonymTable
 from service.auth import protect
 from service.config import INLINE_ROWS, SERVICE_CONFIG
 from service.runtime import (SNAPSHOT_MODEL, NotReady, RequestError, ServedModel, Snapshot, load_lookalike,
-                             load_served_model, lookalike_audience, score_matrix)
+                             load_served_model, lookalike_audience, score_json)
 from service.schemas import LookalikeRequest, ResponseScoreRequest, ScoreRequest
 from training.registry import MODEL_NAMES
 from training.settings import get_settings
@@ -131,7 +131,7 @@ class Opscore:
             ids = np.asarray(user_ids, dtype=np.int64)
             pos, found = self.snapshot.rows(ids)
             all_found = bool(found.all())
-            X = model.matrix[pos if all_found else pos[found]]
+            X = np.take(model.matrix, pos if all_found else pos[found], axis=0)  # take: half the time of X[pos]
             id_list = list(user_ids)
             audit_ids = {"user_hmacs": self.pseudonyms.at(pos) if all_found else self.pseudonyms.of(id_list, pos, found)}
         else:
@@ -143,18 +143,19 @@ class Opscore:
         if offer:
             X = _with_offer(model, X, offer)
         scored_ids = id_list if all_found else [u for u, ok in zip(id_list, found.tolist()) if ok]
-        results = score_matrix(model, X, reasons, settings.scoring_threads, scored_ids)
+        # Rows come as JSON text; with unknown ids among them, one per line to slot the errors in.
+        results = score_json(model, X, reasons, settings.scoring_threads, scored_ids, sep=b"," if all_found else b"\n")
         if not all_found:
-            scored = iter(results)
+            scored = iter(results.split(b"\n"))
             unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
-            results = [next(scored) if ok else {"user_id": uid, "error": unknown} for uid, ok in zip(id_list, found.tolist())]
-        if endpoint == "abuse":
-            _add_ring_size(results, model, X)
+            results = b",".join(next(scored) if ok else orjson.dumps({"user_id": uid, "error": unknown})
+                                for uid, ok in zip(id_list, found.tolist()))
         ctx.request.state.audit = {
             **audit_ids, "n_users": len(id_list), "models": {endpoint: model.version},
             "unknown": len(id_list) - len(scored_ids),
         }
-        return json_response({"results": results, "snapshot_as_of": self.snapshot.as_of})
+        return Response(b'{"results":[' + results + b'],"snapshot_as_of":' + orjson.dumps(self.snapshot.as_of) + b"}",
+                        media_type="application/json")
 
     async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
                            offer: dict | None = None) -> dict:
@@ -224,17 +225,6 @@ def _with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:
         else:
             X[:, j] = value
     return X
-
-
-def _add_ring_size(results: list[dict], model: ServedModel, X: np.ndarray) -> None:
-    names = model.scorer.spec.names
-    if "ring_size" not in names:
-        return
-    sizes = iter(X[:, names.index("ring_size")].tolist())
-    for r in results:
-        if "error" not in r:
-            size = next(sizes)
-            r["ring_size"] = None if size != size else int(size)
 
 
 protect(Opscore, settings)

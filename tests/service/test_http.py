@@ -108,6 +108,17 @@ def test_unknown_ids_are_reported_per_item(server, keys, some_ids):
     assert r.status_code == 200 and all("unknown user_id" in x["error"] for x in r.json()["results"])
 
 
+@pytest.mark.parametrize("endpoint", ["churn", "abuse"])
+def test_unknown_ids_in_a_large_batch_sit_where_they_were_asked(server, keys, some_ids, endpoint):
+    """A large batch's rows are written as JSON text, one per line, and the errors slotted in between."""
+    known = post(server, f"/v1/{endpoint}/score", {"user_ids": some_ids}, keys["campaign"]).json()["results"]
+    ids = [997, *some_ids[:150], 998, *some_ids[150:], 999]
+    results = post(server, f"/v1/{endpoint}/score", {"user_ids": ids}, keys["campaign"]).json()["results"]
+    assert [r["user_id"] for r in results] == ids
+    assert [r for r in results if "error" not in r] == known
+    assert [i for i, r in enumerate(results) if "unknown user_id" in r.get("error", "")] == [0, 151, len(ids) - 1]
+
+
 @pytest.mark.parametrize("body,field", [
     ({"user_ids": list(range(1, 10_002))}, "user_ids"),
     ({"records": [{"age": 5}]}, "age"),

@@ -35,3 +35,46 @@ def test_plain_python_rounding_is_numpys():
     assert orjson.dumps([_round6(v) for v in values.tolist()]) == orjson.dumps(round_to(values, 6).tolist())
     assert np.array_equal(round_to(values, 6), np.round(values, 6))
 
+
+
+@pytest.fixture(scope="module")
+def champions(all_champions) -> dict[str, ServedModel]:
+    """The four champions as the service holds them, over the session's snapshot."""
+    import mlflow
+    import pandas as pd
+
+    frame = pd.read_parquet(all_champions.snapshot_dir / "features.parquet").sample(400, random_state=3)
+    out = {}
+    for endpoint, registry in (("churn", "churn"), ("abuse", "promo_abuse"), ("response", "marketing_response"),
+                               ("credit", "credit_features")):
+        scorer = mlflow.pyfunc.load_model(f"models:/{registry}@champion").unwrap_python_model().scorer
+        X = scorer.spec.to_matrix(frame.reindex(columns=scorer.spec.names))
+        if endpoint == "response":
+            X[:, scorer.spec.names.index("send_hour")] = 10.0
+        for j in range(3):  # every column unknown in some rows: categoricals and the ring size among them
+            X[j::7, j::3] = np.nan
+        out[endpoint] = (ServedModel(endpoint, registry, "3", "run", "", {}, scorer, X), frame.index.tolist())
+    return out
+
+
+@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "credit"])
+@pytest.mark.parametrize("reasons", [0, 3, 10])
+def test_json_rows_are_the_dicts_as_orjson_writes_them(champions, endpoint, reasons):
+    from service.runtime import DICT_ROWS, score_json
+
+    model, ids = champions[endpoint]
+    X = model.matrix
+    assert len(X) > DICT_ROWS  # the column-wise writer, not the dicts
+    for user_ids in (ids, None, [None if i % 5 == 0 else u for i, u in enumerate(ids)]):
+        dicts = score_matrix(model, X, reasons, user_ids=user_ids)
+        assert score_json(model, X, reasons, user_ids=user_ids) == b",".join(map(orjson.dumps, dicts))
+        assert score_json(model, X, reasons, user_ids=user_ids, sep=b"\n").split(b"\n") == list(map(orjson.dumps, dicts))
+    if endpoint == "abuse":
+        assert any(d["ring_size"] is None for d in dicts) and any(d["ring_size"] for d in dicts)
+    if endpoint == "credit":
+        assert all(d["points"] for d in dicts)
+    if reasons:
+        given = [r for d in dicts for r in d["reasons"]]
+        assert any(r["value"] is None for r in given)  # unknown values go out as null
+        categorical = set(model.scorer.spec.categorical)
+        assert all(isinstance(r["value"], str) for r in given if r["feature"] in categorical and r["value"] is not None)
