@@ -108,3 +108,15 @@ def test_one_id_is_located_as_a_batch_is():
         pos, found = locate(ids, np.array([uid]))
         assert pos.tolist() == [batch_pos[i]] and found.tolist() == [batch_found[i]]
         assert found[0] == (uid in ids)
+
+
+def test_a_large_batch_is_located_in_request_order():
+    """Over 256 ids are searched in sorted order; positions must still follow the request."""
+    rng = np.random.default_rng(0)
+    ids = np.sort(rng.choice(10**9, 5000, replace=False))
+    queries = np.concatenate([rng.choice(ids, 900), rng.integers(0, 10**9, 100), [ids[-1] + 1, -1]])
+    rng.shuffle(queries)
+    pos, found = locate(ids, queries)
+    where = {u: i for i, u in enumerate(ids.tolist())}
+    assert found.tolist() == [u in where for u in queries.tolist()]
+    assert pos[found].tolist() == [where[u] for u in queries[found].tolist()]
