@@ -203,6 +203,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
                             f"{name}_single_p99_ms": r.pct(99), f"{name}_single_errors": float(r.errors)})
             log(f"{SINGLE_USER_TARGETS[name]} single user: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
         figures["serve_single_rps_vs_bare_ratio"] = results["serve"].rps / results["bare"].rps
+        figures["serve_single_rps_vs_bare_dict_ratio"] = results["serve"].rps / results["bare_dict"].rps
 
         port = ports["serve"]
         batch = json.dumps({"user_ids": _ids(large, 10_000, seed=1)}).encode()
