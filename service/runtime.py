@@ -280,7 +280,8 @@ def score_json(model: ServedModel, X: np.ndarray, reasons: int, threads: int = 1
     if a.ring_size is not None:
         slots += [b',"ring_size":', _ring_size_texts(a.ring_size)]
     slots.append(b"}" + sep)
-    return _join_rows(n, slots)[:-len(sep)]
+    text = _join_rows(n, slots)
+    return text[:len(text) - len(sep)]
 
 
 def _float_texts(values: np.ndarray) -> list[bytes]:
@@ -289,7 +290,7 @@ def _float_texts(values: np.ndarray) -> list[bytes]:
 
 
 def _texts(values: list) -> list[bytes]:
-    """orjson's text of each int or None of a list."""
+    """orjson's text of each int or None of a list (ints only: a string could hold a comma)."""
     return orjson.dumps(values)[1:-1].split(b",")
 
 
@@ -298,8 +299,11 @@ def _column_texts(values: np.ndarray) -> list[bytes]:
         return _float_texts(values)
     if values.dtype.kind in "iu":
         return _texts(values.tolist())
-    labels = values.tolist()  # a few distinct labels (segments): each serialised once
-    cache = {label: orjson.dumps(label) for label in set(labels)}
+    labels = values.tolist()
+    distinct = set(labels)
+    if not all(type(label) is str for label in distinct):  # 0.0 == -0.0 == False: no shared cache
+        return list(map(orjson.dumps, labels))
+    cache = {label: orjson.dumps(label) for label in distinct}  # a few segment labels, each serialised once
     return list(map(cache.__getitem__, labels))
 
 
