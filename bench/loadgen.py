@@ -13,6 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# A round's connections are opened one at a time, this far apart. Opened all at once, they all
+# wait on the listening socket together and the first BentoML worker to wake accepts every one
+# of them, so a round measured one worker of two; apart, each lands on whichever worker wakes
+# for it, as a server's independent clients do.
+CONNECT_GAP_S = 0.005
+
+
 @dataclass
 class LoadResult:
     requests: int
@@ -65,8 +72,8 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(host, port, requests: list[bytes], stop_at: float, lat: list, errs: list, i: int):
-    reader, writer = await asyncio.open_connection(host, port)
+async def _worker(conn, requests: list[bytes], stop_at: float, lat: list, errs: list, i: int):
+    reader, writer = conn
     n = 0
     while time.perf_counter() < stop_at:
         req = requests[(i + n) % len(requests)]
@@ -81,9 +88,13 @@ async def _worker(host, port, requests: list[bytes], stop_at: float, lat: list, 
 
 
 async def _round(t: Target, concurrency: int, seconds: float, lat: list, errs: list) -> float:
+    conns = []
+    for _ in range(concurrency):
+        conns.append(await asyncio.open_connection(t.host, t.port))
+        await asyncio.sleep(CONNECT_GAP_S)
     start = time.perf_counter()
     stop_at = start + seconds
-    await asyncio.gather(*(_worker(t.host, t.port, t.requests, stop_at, lat, errs, i) for i in range(concurrency)))
+    await asyncio.gather(*(_worker(c, t.requests, stop_at, lat, errs, i) for i, c in enumerate(conns)))
     return time.perf_counter() - start
 
 
@@ -106,8 +117,8 @@ async def _interleaved(targets: dict[str, Target], concurrency: int, seconds: fl
 def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 8, seconds: float = 15,
              warmup: float = 3, rounds: int = 3) -> LoadResult:
     """Closed-loop load for `seconds`, in `rounds` with fresh connections each: a multi-worker server
-    hands each new connection to whichever worker accepts first, so one round's 8 connections may
-    all land on one worker; several rounds average that luck out."""
+    hands each new connection to whichever worker accepts first, so a round's split of connections
+    between workers is luck; several rounds average it out."""
     return compare({"target": Target(host, port, requests)}, concurrency, seconds, warmup, rounds)["target"]
 
 
@@ -115,7 +126,6 @@ def compare(targets: dict[str, Target], concurrency: int = 8, seconds: float = 1
             rounds: int = 12) -> dict[str, LoadResult]:
     """`run_load` on several servers in turn, round by round, so that the shared machine's changing
     background load falls on all of them alike rather than on whichever ran last. Many short
-    rounds, because a round's connections mostly land on one worker, not always the same way
-    (the worker that wakes first accepts every connection waiting), and that moves a round's
-    throughput by a third."""
+    rounds, because how a round's connections fall between the workers moves its throughput by
+    up to a third."""
     return asyncio.run(_interleaved(targets, concurrency, seconds, warmup, rounds))

@@ -42,6 +42,10 @@ class PseudonymTable:
         """The pseudonyms of snapshot rows, as the JSON array the audit record embeds."""
         return self._fragment(self._hex[rows].tolist())
 
+    def at_row(self, row: int) -> orjson.Fragment:
+        """`at` of one row."""
+        return orjson.Fragment(b'["' + self._hex[row] + b'"]')
+
     def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> orjson.Fragment:
         """The pseudonyms of requested ids, in order; ids not in the snapshot are hashed here."""
         hexes = self._hex[rows].tolist()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +55,9 @@ class KeyStore:
         self._version: tuple[int, int, int] | None = None
         self._keys: dict[str, dict] = {}
         self._api_keys: dict[str, ApiKey] = {}
+        # Keys that passed the hash check since the file was last loaded: a client sends the same
+        # key on every call. Emptied on every reload, so a revoked key is not remembered.
+        self._verified: dict[str, ApiKey] = {}
 
     def _load(self) -> dict[str, dict]:
         now = time.monotonic()
@@ -64,14 +67,14 @@ class KeyStore:
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            self._keys, self._api_keys, self._version = {}, {}, None
+            self._keys, self._api_keys, self._version, self._verified = {}, {}, None, {}
             return {}
         # Every save replaces the file (a new inode), so two saves within one mtime tick still differ.
         version = (st.st_ino, st.st_mtime_ns, st.st_size)
         if version != self._version:
             keys = json.loads(self.path.read_text())
             api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in keys.items()}
-            self._keys, self._api_keys, self._version = keys, api_keys, version
+            self._keys, self._api_keys, self._version, self._verified = keys, api_keys, version, {}
         return self._keys
 
     def add(self, name: str, scopes: list[str]) -> str:
@@ -105,13 +108,18 @@ class KeyStore:
         return list(self._api_keys.values())
 
     def verify(self, key: str) -> ApiKey | None:
+        keys = self._load()
+        known = self._verified.get(key)
+        if known is not None:
+            return known
         parts = key.split("_", 2)
         if len(parts) != 3 or parts[0] != "ops":
             return None
-        entry = self._load().get(parts[1])
+        entry = keys.get(parts[1])
         if entry is None or not hmac.compare_digest(_digest(key), entry["sha256"]):
             return None
-        return self._api_keys[parts[1]]
+        self._verified[key] = self._api_keys[parts[1]]
+        return self._verified[key]
 
 
 def required_scopes(path: str) -> set[str] | None:
@@ -129,12 +137,16 @@ class AuthMiddleware:
         # A revoked key stops working within a second; a stat() per request cost a tenth of the middleware.
         self.keys = KeyStore(Path(keys_file), recheck_s=1.0)
         self.audit = AuditLog(Path(audit_file), audit_secret.encode())
+        # Request ids: this worker's random prefix and a counter, unique without a uuid4's
+        # urandom call per request (a request id needs to be unique, not unguessable).
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = f"{self._id_prefix}{next(self._ids):016x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         path = scope["path"]

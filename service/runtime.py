@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import math
@@ -48,6 +47,11 @@ class Snapshot:
     def rows(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return locate(self.ids, user_ids)
 
+    def row(self, user_id: int) -> int | None:
+        """`rows` of one id, as a plain int (None when unknown)."""
+        i = int(self.ids.searchsorted(user_id))
+        return i if i < len(self.ids) and self.ids[i] == user_id else None
+
 
 @dataclass
 class ServedModel:
@@ -60,7 +64,7 @@ class ServedModel:
     scorer: Scorer
     matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
 
-    @property
+    @cached_property
     def identity(self) -> dict[str, str]:
         return {"name": self.registry_name, "version": self.version, "run_id": self.run_id}
 
@@ -165,8 +169,8 @@ def _score_one(model: ServedModel, x: np.ndarray, k: int, user_ids: list | None)
     run: a single user's answer is a few dozen numbers, and numpy's per-call overhead made most of
     its cost. test_runtime holds it equal to the batch path, key for key and bit for bit."""
     s, layout = model.scorer, model.layout
-    score, contrib = s.score_and_reasons(x[None, :])
-    p, c, xs = float(score[0]), contrib[0].tolist(), x.tolist()
+    p, contrib = s.score_and_reasons_one(x)
+    xs = x.tolist()
     row = {} if user_ids is None else {"user_id": user_ids[0]}
     row["score"] = _round6(p)
     row["band"] = 1 + bisect_right(layout.band_edge_list, round(p * 1e9) / 1e9)
@@ -175,13 +179,14 @@ def _score_one(model: ServedModel, x: np.ndarray, k: int, user_ids: list | None)
         row["segment"] = s.segments.label(tenure, silent, value)
     row["model"] = model.identity
     reasons = []
-    for j in heapq.nlargest(min(k, len(c)), range(len(c)), key=c.__getitem__):  # ties: lower column first
+    top = np.argsort(-contrib, kind="stable")[:k]  # ties: the lower column first, as top_reasons
+    for j, c in zip(top.tolist(), contrib[top].tolist()):
         v = xs[j]
         if v != v:
             v = None
         elif j in layout.label_lists:
             v = layout.label_lists[j][int(v)]
-        reasons.append({"feature": layout.name_list[j], "value": v, "contribution": _round6(c[j])})
+        reasons.append({"feature": layout.name_list[j], "value": v, "contribution": _round6(c)})
     row["reasons"] = reasons
     if layout.ring_size_column is not None:
         size = xs[layout.ring_size_column]

@@ -103,6 +103,7 @@ class Opscore:
                 self.abuse_scores = abuse.scorer.predict(abuse.matrix)
         SERVED.clear()
         SERVED.update(self.models)
+        self.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(self.snapshot.as_of if self.snapshot else None) + b"}"
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
         # full sweeps, which a 10,000-row answer's objects trigger several times, off those
         # million objects: at 10k rows that halved the median in-process formatting time.
@@ -128,34 +129,45 @@ class Opscore:
             ctx.response.status_code = 503
             return {"error": f"model {endpoint} is not available: {self.problems.get(endpoint, 'not loaded')}"}
         if user_ids is not None:
-            ids = np.asarray(user_ids, dtype=np.int64)
-            pos, found = self.snapshot.rows(ids)
-            all_found = bool(found.all())
-            X = np.take(model.matrix, pos if all_found else pos[found], axis=0)  # take: half the time of X[pos]
             id_list = list(user_ids)
-            audit_ids = {"user_hmacs": self.pseudonyms.at(pos) if all_found else self.pseudonyms.of(id_list, pos, found)}
+            X, found, hmacs = self._snapshot_rows(model, id_list)
+            audit_ids = {"user_hmacs": hmacs}
         else:
             frame = pd.DataFrame([r.model_dump() for r in records])
             id_list = [r.user_id for r in records]  # None where a record has none
-            found, all_found = None, True
+            found = None
             audit_ids = {"user_ids": [u for u in id_list if u is not None]}
             X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
         if offer:
             X = _with_offer(model, X, offer)
-        scored_ids = id_list if all_found else [u for u, ok in zip(id_list, found.tolist()) if ok]
+        all_found = found is None
+        scored_ids = id_list if all_found else [u for u, ok in zip(id_list, found) if ok]
         # Rows come as JSON text; with unknown ids among them, one per line to slot the errors in.
         results = score_json(model, X, reasons, settings.scoring_threads, scored_ids, sep=b"," if all_found else b"\n")
         if not all_found:
             scored = iter(results.split(b"\n"))
             unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
             results = b",".join(next(scored) if ok else orjson.dumps({"user_id": uid, "error": unknown})
-                                for uid, ok in zip(id_list, found.tolist()))
+                                for uid, ok in zip(id_list, found))
         ctx.request.state.audit = {
             **audit_ids, "n_users": len(id_list), "models": {endpoint: model.version},
             "unknown": len(id_list) - len(scored_ids),
         }
-        return Response(b'{"results":[' + results + b'],"snapshot_as_of":' + orjson.dumps(self.snapshot.as_of) + b"}",
-                        media_type="application/json")
+        return Response(b'{"results":[' + results + self.answer_tail, media_type="application/json")
+
+    def _snapshot_rows(self, model: ServedModel, user_ids: list[int]) -> tuple[np.ndarray, list[bool] | None,
+                                                                                  orjson.Fragment]:
+        """The model's rows of the known ids, which ids were found (None: all of them) and the
+        pseudonyms of all of them for the audit record."""
+        if len(user_ids) == 1:  # the commonest call: scalar lookups rather than arrays of one
+            row = self.snapshot.row(user_ids[0])
+            if row is not None:
+                return model.matrix[row:row + 1], None, self.pseudonyms.at_row(row)
+        ids = np.asarray(user_ids, dtype=np.int64)
+        pos, found = self.snapshot.rows(ids)
+        if found.all():
+            return np.take(model.matrix, pos, axis=0), None, self.pseudonyms.at(pos)  # take: half the time of X[pos]
+        return np.take(model.matrix, pos[found], axis=0), found.tolist(), self.pseudonyms.of(user_ids, pos, found)
 
     async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
                            offer: dict | None = None) -> dict:

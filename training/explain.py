@@ -46,6 +46,9 @@ class SingleRowLeaves:
         self._out = np.empty(iterations * booster.num_model_per_iteration(), dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.byref(ctypes.c_int64())
+        # `one` copies its row here, so that every argument of its call is a ready-made pointer.
+        self._in = np.empty(self._n_features, dtype=np.float64)
+        self._in_ptr = ctypes.c_void_p(self._in.ctypes.data)
         self._lock = threading.Lock()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -60,6 +63,15 @@ class SingleRowLeaves:
                     self._config, ctypes.c_void_p(address + i * stride), self._out_len, self._out_ptr))
                 leaves[i] = self._out
         return leaves
+
+    def one(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """`self(x[None, :])[0] + offsets` as integers, in the fewest numpy calls: one user's request.
+        `offsets` are floats, added to the leaf indices LightGBM writes as doubles."""
+        with self._lock:
+            self._in[:] = x  # a row of the wrong length raises here, before LightGBM reads the buffer
+            _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
+                self._config, self._in_ptr, self._out_len, self._out_ptr))
+            return (self._out + offsets).astype(np.intp)
 
     def __del__(self) -> None:
         if self._config:
@@ -83,6 +95,10 @@ class LeafAttribution:
         self.matrix = (np.concatenate(rows) if rows else np.zeros((0, n_features))).astype(np.float32)
         self.leaf_values = np.asarray(values)
         self.single_rows = SingleRowLeaves(booster)
+        # For one row: the table widened once (the batch path sums it in float64 too) and the
+        # offsets of the trees the single-row call walks, as floats.
+        self._matrix64 = self.matrix.astype(np.float64)
+        self._offsets64 = self.offsets[:len(self.single_rows._out)].astype(np.float64)
 
     @staticmethod
     def _value(node: dict) -> float:
@@ -118,3 +134,9 @@ class LeafAttribution:
             return raw, self.matrix[gid].sum(axis=1, dtype=np.float64)
         onehot = csr_matrix((np.ones(n * t, dtype=np.float32), gid.ravel(), np.arange(0, n * t + 1, t)), shape=(n, len(self.matrix)))
         return raw, np.asarray(onehot @ self.matrix, dtype=np.float64)
+
+    def raw_and_contributions_one(self, x: np.ndarray) -> tuple[np.float64, np.ndarray]:
+        """`raw_and_contributions` of one row (1-D), bit for bit: a single user's request, where
+        numpy's per-call overhead is most of the cost."""
+        gid = self.single_rows.one(x, self._offsets64)
+        return self.leaf_values[gid].sum(), self._matrix64.take(gid, axis=0).sum(axis=0)

@@ -104,8 +104,10 @@ def test_unknown_ids_are_reported_per_item(server, keys, some_ids):
     res = r.json()["results"]
     assert "score" in res[0] and "score" in res[2]
     assert res[1]["user_id"] == 999 and "unknown user_id" in res[1]["error"]
-    r = post(server, "/v1/churn/score", {"user_ids": [998, 999]}, keys["campaign"])
-    assert r.status_code == 200 and all("unknown user_id" in x["error"] for x in r.json()["results"])
+    for unknown in ([998, 999], [999]):
+        r = post(server, "/v1/churn/score", {"user_ids": unknown}, keys["campaign"])
+        assert r.status_code == 200 and [x["user_id"] for x in r.json()["results"]] == unknown
+        assert all("unknown user_id" in x["error"] for x in r.json()["results"])
 
 
 @pytest.mark.parametrize("endpoint", ["churn", "abuse"])
@@ -189,6 +191,18 @@ def test_audit_pseudonyms_of_a_large_batch_with_unknown_ids(server, keys, some_i
     record = [json.loads(x) for x in all_champions.audit_log.read_text().splitlines()][-1]
     assert record["n_users"] == len(ids) and record["unknown"] == 1
     assert record["user_hmacs"] == [pseudonym(AUDIT_SECRET, u) for u in ids]
+    for alone in ([some_ids[7]], [999]):  # one id takes its own lookup
+        assert post(server, "/v1/abuse/score", {"user_ids": alone}, keys["campaign"]).status_code == 200
+        record = [json.loads(x) for x in all_champions.audit_log.read_text().splitlines()][-1]
+        assert record["user_hmacs"] == [pseudonym(AUDIT_SECRET, alone[0])] and record["unknown"] == (alone == [999])
+
+
+def test_each_call_has_its_own_request_id_in_the_audit_log(server, keys, some_ids, all_champions):
+    ids = [post(server, "/v1/churn/score", {"user_ids": some_ids[:1]}, keys["campaign"]).headers["x-request-id"]
+           for _ in range(20)]
+    assert len(set(ids)) == 20 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    logged = {json.loads(x)["request_id"] for x in all_champions.audit_log.read_text().splitlines()}
+    assert set(ids) <= logged
 
 
 def test_models_endpoint_lists_the_champions(server, keys):

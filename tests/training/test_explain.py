@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_path_attributions_add_up_and_track_treeshap(trained):
@@ -43,3 +44,7 @@ def test_small_batches_score_exactly_as_large_ones(trained):
                     part = slice(i, i + len(rows))
                     assert np.array_equal(score, big_score[part]) and np.array_equal(contrib, big_contrib[part])
                     assert np.array_equal(idx, big_idx[part]) and np.array_equal(vals, big_vals[part])
+                one_score, one_contrib = s.score_and_reasons_one(batch[i])  # a 1-D row: the single-user request
+                assert one_score == big_score[i] and np.array_equal(one_contrib, big_contrib[i])
+        with pytest.raises(ValueError):
+            s.score_and_reasons_one(X[0, :-1])  # refused before LightGBM reads a row too short
