@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,16 @@ class AuditLog:
         # kernel places every record whole at the end, so the workers sharing this file never
         # interleave (a buffered file would split a 10,000-id record into several writes).
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._second: tuple[int, str] = (-1, "")
+
+    def _utc_now(self) -> str:
+        """The time as datetime's isoformat(timespec="milliseconds") in UTC writes it, with the
+        text up to the second formatted once a second: datetime.now was a sixth of a write."""
+        now = time.time()
+        second = int(now)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int((now - second) * 1000):03d}+00:00"
 
     def write(self, *, request_id: str, key_id: str | None, endpoint: str, status: int, elapsed_ms: float,
               detail: dict | None) -> None:
@@ -77,7 +87,7 @@ class AuditLog:
         # Callers holding a PseudonymTable pass the pseudonyms ready-made (an orjson Fragment).
         hmacs = detail.pop("user_hmacs", None)
         record = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "time": self._utc_now(),
             "request_id": request_id,
             "key_id": key_id,
             "endpoint": endpoint,

@@ -95,9 +95,7 @@ class LeafAttribution:
         self.matrix = (np.concatenate(rows) if rows else np.zeros((0, n_features))).astype(np.float32)
         self.leaf_values = np.asarray(values)
         self.single_rows = SingleRowLeaves(booster)
-        # For one row: the table widened once (the batch path sums it in float64 too) and the
-        # offsets of the trees the single-row call walks, as floats.
-        self._matrix64 = self.matrix.astype(np.float64)
+        # For one row: the offsets of the trees the single-row call walks, as floats.
         self._offsets64 = self.offsets[:len(self.single_rows._out)].astype(np.float64)
 
     @staticmethod
@@ -139,4 +137,4 @@ class LeafAttribution:
         """`raw_and_contributions` of one row (1-D), bit for bit: a single user's request, where
         numpy's per-call overhead is most of the cost."""
         gid = self.single_rows.one(x, self._offsets64)
-        return self.leaf_values[gid].sum(), self._matrix64.take(gid, axis=0).sum(axis=0)
+        return self.leaf_values[gid].sum(), self.matrix.take(gid, axis=0).sum(axis=0, dtype=np.float64)

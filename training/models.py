@@ -211,7 +211,7 @@ class BinaryScorer:
     def score_and_reasons_one(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """`score_and_reasons` of one row (1-D), bit for bit, in the fewest numpy calls."""
         raw, contrib = self._paths.raw_and_contributions_one(x)
-        return float(1.0 / (1.0 + np.exp(-raw))), contrib
+        return 1.0 / (1.0 + float(np.exp(-raw))), contrib  # numpy's exp, as the batch; + and / are IEEE alike
 
     def save(self, folder: Path) -> dict[str, Path]:
         paths = {"booster": folder / "booster.txt"}

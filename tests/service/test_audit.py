@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from service.audit import AuditLog, pseudonym
@@ -31,3 +32,15 @@ def test_workers_appending_at_once_never_interleave_records(tmp_path):
     assert all(len(r["user_hmacs"]) == len(IDS) for r in records)
     assert records[0]["user_hmacs"][0] == pseudonym(b"secret", IDS[0])
     assert str(IDS[0]) not in path.read_text()
+
+
+def test_record_time_is_utc_to_the_millisecond(tmp_path):
+    log = AuditLog(tmp_path / "audit.log", b"secret")
+    before = datetime.now(timezone.utc)
+    for i in range(3):
+        log.write(request_id=str(i), key_id="k", endpoint="/v1/churn/score", status=200, elapsed_ms=1.0, detail=None)
+    after = datetime.now(timezone.utc)
+    for line in (tmp_path / "audit.log").read_text().splitlines():
+        stamp = json.loads(line)["time"]
+        assert len(stamp) == len("2026-01-01T00:00:00.000+00:00") and stamp.endswith("+00:00")
+        assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(stamp) <= after
