@@ -178,15 +178,15 @@ def _score_one(model: ServedModel, x: np.ndarray, k: int, user_ids: list | None)
         tenure, silent, value = (xs[j] for j in layout.segment_columns)
         row["segment"] = s.segments.label(tenure, silent, value)
     row["model"] = model.identity
-    reasons = []
-    top = np.argsort(-contrib, kind="stable")[:k]  # ties: the lower column first, as top_reasons
-    for j, c in zip(top.tolist(), contrib[top].tolist()):
+    reasons, c = [], contrib.tolist()
+    # A stable sort, descending: ties keep the lower column first, as top_reasons does.
+    for j in sorted(range(len(c)), key=c.__getitem__, reverse=True)[:k]:
         v = xs[j]
         if v != v:
             v = None
         elif j in layout.label_lists:
             v = layout.label_lists[j][int(v)]
-        reasons.append({"feature": layout.name_list[j], "value": v, "contribution": _round6(c)})
+        reasons.append({"feature": layout.name_list[j], "value": v, "contribution": _round6(c[j])})
     row["reasons"] = reasons
     if layout.ring_size_column is not None:
         size = xs[layout.ring_size_column]
