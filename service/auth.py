@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
 import os
 import secrets
 import time
@@ -18,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from service.audit import AuditLog
+
+log = logging.getLogger("opscore.service")
 
 SCOPES = ("campaign", "risk")
 # Which scopes may call which path prefix; any valid key may list the models.
@@ -167,10 +170,22 @@ class AuthMiddleware:
             if message["type"] == "http.response.start":
                 call["status"] = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                call["start"] = message  # held back until the record is written
+                return
+            start = call.pop("start", None)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
                 # The record is on disk before the caller has its answer: a crash in between
                 # would otherwise leave an answered call without an audit line.
-                audit()
+                try:
+                    audit()
+                except OSError as e:
+                    if start is None:  # a streamed answer has begun: cutting it short is all that is left
+                        raise
+                    log.error("audit log write failed (%s): request %s answered 503", e.strerror or e, request_id)
+                    return await self._deny(send, 503, "the audit log cannot be written, so the call was not "
+                                                       "answered", request_id)
+            if start is not None:
+                await send(start)
             await send(message)
 
         needed = required_scopes(path)

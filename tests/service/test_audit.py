@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing as mp
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from service.audit import AuditLog, pseudonym
+from service.auth import AuthMiddleware, KeyStore
 
 IDS = list(range(10_000_000, 10_010_000))  # a 10,000-id record is ~290 KB, far above any buffer
 
@@ -44,3 +46,26 @@ def test_record_time_is_utc_to_the_millisecond(tmp_path):
         stamp = json.loads(line)["time"]
         assert len(stamp) == len("2026-01-01T00:00:00.000+00:00") and stamp.endswith("+00:00")
         assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(stamp) <= after
+
+
+def test_a_call_whose_record_cannot_be_written_is_not_answered(tmp_path):
+    """/dev/full refuses every write (ENOSPC): the caller gets a 503, not an unaudited answer."""
+    async def app(scope, receive, send):
+        scope["state"]["audit"] = {"n_users": 1}
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"results":[{"score":0.5}]}'})
+
+    key = KeyStore(tmp_path / "keys.json").add("ops", ["campaign"])
+    sent: dict[str, list] = {}
+    for audit_file in (tmp_path / "audit.log", Path("/dev/full")):
+        middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(audit_file), "secret")
+        scope = {"type": "http", "path": "/v1/churn/score", "headers": [(b"authorization", f"Bearer {key}".encode())]}
+        sent[audit_file.name] = messages = []
+
+        async def send(message, messages=messages):
+            messages.append(message)
+
+        asyncio.run(middleware(scope, None, send))
+    assert [m.get("status") for m in sent["audit.log"]] == [200, None] and b"score" in sent["audit.log"][1]["body"]
+    assert [m.get("status") for m in sent["full"]] == [503, None]
+    assert b"audit log" in sent["full"][1]["body"] and b"score" not in sent["full"][1]["body"]
