@@ -43,7 +43,8 @@ class SingleRowLeaves:
             booster._handle, ctypes.c_int(_PREDICT_LEAF_INDEX), ctypes.c_int(0), ctypes.c_int(iterations),
             ctypes.c_int(_DTYPE_FLOAT64), ctypes.c_int32(self._n_features), _c_str("num_threads=1"),
             ctypes.byref(self._config)))
-        self._out = np.empty(iterations * booster.num_model_per_iteration(), dtype=np.float64)
+        self.trees = iterations * booster.num_model_per_iteration()  # one leaf index per tree walked
+        self._out = np.empty(self.trees, dtype=np.float64)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.byref(ctypes.c_int64())
         # `one` copies its row here, so that every argument of its call is a ready-made pointer.
@@ -96,7 +97,7 @@ class LeafAttribution:
         self.leaf_values = np.asarray(values)
         self.single_rows = SingleRowLeaves(booster)
         # For one row: the offsets of the trees the single-row call walks, as floats.
-        self._offsets64 = self.offsets[:len(self.single_rows._out)].astype(np.float64)
+        self._offsets64 = self.offsets[:self.single_rows.trees].astype(np.float64)
 
     @staticmethod
     def _value(node: dict) -> float:
