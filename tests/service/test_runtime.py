@@ -16,10 +16,12 @@ def test_single_user_path_matches_the_batch_path(trained, name):
     X[::5, ::4] = np.nan  # unknown values, segment inputs and categoricals among them
     model = ServedModel(name, name, "1", "run", "", {}, result.scorer, X)
     ids = ds.X_test.head(400).index.tolist()
+    whole = score_matrix(model, X, 3, user_ids=ids)  # 400 rows: the sparse product
     for start in range(0, len(X), 20):  # batches of 20: LightGBM's predict, the dense gather, argmax passes
         batch = score_matrix(model, X[start:start + 20], 3, user_ids=ids[start:start + 20])
         alone = [score_matrix(model, X[i:i + 1], 3, user_ids=[ids[i]])[0] for i in range(start, start + len(batch))]
         assert orjson.dumps(alone) == orjson.dumps(batch)  # as sent: key order and the sign of zero count
+        assert orjson.dumps(whole[start:start + 20]) == orjson.dumps(batch)
     for user_ids in (None, [None], [7]):  # without ids, a record without one, a record with one
         one, two = score_matrix(model, X[:1], 5, user_ids=user_ids), score_matrix(model, X[:2], 5, user_ids=user_ids and user_ids * 2)
         assert orjson.dumps(one[0]) == orjson.dumps(two[0])

@@ -24,7 +24,7 @@ def test_path_attributions_add_up_and_track_treeshap(trained):
 def test_small_batches_score_exactly_as_large_ones(trained):
     """A handful of rows takes other routes (LightGBM's fast single-row leaves, a sort for the top
     reasons); a user must get the same answer alone as inside a batch of 20 (`Booster.predict`,
-    argmax passes: both batches use the dense gather)."""
+    argmax passes, the dense gather) or of 300 (the sparse product)."""
     from training.models import top_reasons
 
     for name in ("churn", "abuse"):
@@ -33,9 +33,12 @@ def test_small_batches_score_exactly_as_large_ones(trained):
         X = s.spec.to_matrix(ds.X_test.head(300))
         X[::7, ::3] = np.nan  # missing values follow the learned branch on both routes
         assert np.array_equal(s._paths.single_rows(X), s.booster.predict(X, pred_leaf=True).astype(np.int64))
+        all_score, all_contrib = s.score_and_reasons(X)
         for start in range(0, len(X), 20):
             batch = X[start:start + 20]
             big_score, big_contrib = s.score_and_reasons(batch)
+            assert np.array_equal(big_score, all_score[start:start + 20])
+            assert np.array_equal(big_contrib, all_contrib[start:start + 20])
             big_idx, big_vals = top_reasons(big_contrib)
             for i in range(0, len(batch), 3):
                 for rows in (batch[i:i + 1], batch[i:i + 3]):
@@ -48,3 +51,14 @@ def test_small_batches_score_exactly_as_large_ones(trained):
                 assert one_score == big_score[i] and np.array_equal(one_contrib, big_contrib[i])
         with pytest.raises(ValueError):
             s.score_and_reasons_one(X[0, :-1])  # refused before LightGBM reads a row too short
+
+
+def test_a_large_batch_on_threads_scores_as_on_one(trained):
+    from training.explain import PARALLEL_ROWS
+
+    s = trained["churn"][1].scorer
+    X = s.spec.to_matrix(trained["churn"][0].X_test.head(300))
+    X = np.tile(X, (PARALLEL_ROWS // len(X) + 1, 1))  # past the size where threads are used
+    one, two = s.score_and_reasons(X, threads=1), s.score_and_reasons(X, threads=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    assert np.array_equal(two[1][-1], s.score_and_reasons_one(X[-1])[1])
