@@ -99,13 +99,12 @@ class LeafAttribution:
             rows.append(np.stack([leaves[i][0] for i in range(len(leaves))]))
             values.extend(leaves[i][1] for i in range(len(leaves)))
         self.offsets = np.cumsum([0] + [len(r) for r in rows[:-1]]).astype(np.int64)
-        # float64, so that every route adds a row's leaf contributions in tree order at one
-        # precision: the product below, the dense gathers and the single row agree bit for bit,
-        # and a user's reasons do not depend on the batch. (float32 streamed half the memory and
-        # took a quarter less time, but moved contributions in the 7th digit, and could swap
-        # near-tied reasons.)
-        self.matrix = np.concatenate(rows) if rows else np.zeros((0, n_features))
-        self.leaf_values = np.asarray(values)
+        # One row per leaf: its path contributions, then its value. A row's leaves are summed in
+        # tree order by every route (the sparse product, the dense gathers, the single row), so
+        # they agree bit for bit, and the value column sums to the raw score exactly as
+        # LightGBM's predict adds it. float64: in float32 a user's reasons moved in the 7th digit
+        # with the batch (and near-tied ones could swap), for a quarter less time.
+        self.matrix = np.column_stack([np.concatenate(rows), values]) if rows else np.zeros((0, n_features + 1))
         self.single_rows = SingleRowLeaves(booster)
         # For one row: the offsets of the trees the single-row call walks, as floats.
         self._offsets64 = self.offsets[:self.single_rows.trees].astype(np.float64)
@@ -127,7 +126,7 @@ class LeafAttribution:
         return self.raw_and_contributions(X)[1]
 
     def raw_and_contributions(self, X: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """The raw score (sum of leaf values, as LightGBM's predict) and the attributions, from one
+        """The raw score (LightGBM's predict, bit for bit) and the attributions, from one
         `pred_leaf` call: on a single-user request the per-call overhead is most of the cost.
         `threads` applies to large batches only; a small one would pay OpenMP's start-up for nothing."""
         if len(X) <= SINGLE_ROWS:
@@ -139,15 +138,16 @@ class LeafAttribution:
                 leaf = leaf[:, None]
         n, t = leaf.shape
         gid = leaf + self.offsets[:t]
-        raw = self.leaf_values[gid].sum(axis=1)
         if n <= SMALL_BATCH:  # a dense gather beats building a sparse matrix for a handful of rows
-            return raw, self.matrix[gid].sum(axis=1)
-        if threads > 1:  # scipy's product releases the GIL: row blocks on threads, 15 -> 8 ms for 10k rows
-            return raw, np.concatenate(list(_pool(threads).map(self._paths_of, np.array_split(gid, threads))))
-        return raw, self._paths_of(gid)
+            total = self.matrix[gid].sum(axis=1)
+        elif threads > 1:  # scipy's product releases the GIL: row blocks on threads, 15 -> 8 ms for 10k rows
+            total = np.concatenate(list(_pool(threads).map(self._paths_of, np.array_split(gid, threads))))
+        else:
+            total = self._paths_of(gid)
+        return total[:, -1], total[:, :-1]
 
     def _paths_of(self, gid: np.ndarray) -> np.ndarray:
-        """Each row's sum of its leaves' path contributions, as one sparse product (leaves in tree order)."""
+        """Each row's sum of its leaves' rows, as one sparse product (leaves in tree order)."""
         n, t = gid.shape
         onehot = csr_matrix((np.ones(n * t), gid.ravel(), np.arange(0, n * t + 1, t)), shape=(n, len(self.matrix)))
         return onehot @ self.matrix
@@ -155,5 +155,5 @@ class LeafAttribution:
     def raw_and_contributions_one(self, x: np.ndarray) -> tuple[np.float64, np.ndarray]:
         """`raw_and_contributions` of one row (1-D), bit for bit: a single user's request, where
         numpy's per-call overhead is most of the cost."""
-        gid = self.single_rows.one(x, self._offsets64)
-        return self.leaf_values[gid].sum(), self.matrix.take(gid, axis=0).sum(axis=0)
+        total = self.matrix.take(self.single_rows.one(x, self._offsets64), axis=0).sum(axis=0)
+        return total[-1], total[:-1]

@@ -62,3 +62,17 @@ def test_a_large_batch_on_threads_scores_as_on_one(trained):
     one, two = s.score_and_reasons(X, threads=1), s.score_and_reasons(X, threads=2)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     assert np.array_equal(two[1][-1], s.score_and_reasons_one(X[-1])[1])
+
+
+def test_raw_scores_are_lightgbms_bit_for_bit(trained):
+    """Leaf values are added in tree order, as LightGBM's predict adds them, on every route."""
+    from training.explain import PARALLEL_ROWS
+
+    paths = trained["abuse"][1].scorer._paths
+    X = trained["abuse"][1].scorer.spec.to_matrix(trained["abuse"][0].X_test.head(300))
+    X[::7, ::3] = np.nan
+    big = np.tile(X, (PARALLEL_ROWS // len(X) + 1, 1))
+    for rows, threads in ((X[:1], 1), (X[:20], 1), (X, 1), (big, 2)):
+        raw, _ = paths.raw_and_contributions(rows, threads)
+        assert np.array_equal(raw, paths.booster.predict(rows, raw_score=True))
+    assert paths.raw_and_contributions_one(X[5])[0] == paths.booster.predict(X[5:6], raw_score=True)[0]
