@@ -72,8 +72,8 @@ def band_edges(edges: list[float]) -> np.ndarray:
 def bands(scores: np.ndarray, edges: list[float] | np.ndarray) -> np.ndarray:
     """Decile 1 (lowest score) to 10 (highest), against the training distribution.
 
-    Scores are rounded first: edges are training scores themselves, and two exact summations of
-    the same trees (LightGBM's predict and the service's leaf sum) may differ in the last bit.
+    Scores are rounded first: edges are training scores themselves (LightGBM's predict), and the
+    service's sigmoid of the same raw score (numpy's exp, not LightGBM's) may differ in the last bit.
     An ndarray of edges is taken as already prepared by `band_edges`.
     """
     edges = edges if isinstance(edges, np.ndarray) else band_edges(edges)
