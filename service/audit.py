@@ -74,11 +74,10 @@ class AuditLog:
     def _utc_now(self) -> str:
         """The time as datetime's isoformat(timespec="milliseconds") in UTC writes it, with the
         text up to the second formatted once a second: datetime.now was a sixth of a write."""
-        now = time.time()
-        second = int(now)
+        second, ms = divmod(time.time_ns() // 1_000_000, 1000)
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        return f"{self._second[1]}.{int((now - second) * 1000):03d}+00:00"
+        return f"{self._second[1]}.{ms:03d}+00:00"
 
     def write(self, *, request_id: str, key_id: str | None, endpoint: str, status: int, elapsed_ms: float,
               detail: dict | None) -> None:

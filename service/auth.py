@@ -59,7 +59,8 @@ class KeyStore:
         self._keys: dict[str, dict] = {}
         self._api_keys: dict[str, ApiKey] = {}
         # Keys that passed the hash check since the file was last loaded: a client sends the same
-        # key on every call. Emptied on every reload, so a revoked key is not remembered.
+        # key on every call. Emptied on every reload, so a revoked key is not remembered. They are
+        # held in this worker's memory only (as every request's key is, briefly), never written.
         self._verified: dict[str, ApiKey] = {}
 
     def _load(self) -> dict[str, dict]:
@@ -183,7 +184,7 @@ class AuthMiddleware:
                         raise
                     log.error("audit log write failed (%s): request %s answered 503", e.strerror or e, request_id)
                     return await self._deny(send, 503, "the audit log cannot be written, so the call was not "
-                                                       "answered", request_id)
+                                                       "answered", request_id, start["headers"][-1:])
             if start is not None:
                 await send(start)
             await send(message)
@@ -200,6 +201,8 @@ class AuthMiddleware:
                 state["key_id"] = api_key.key_id
                 await self.app(scope, receive, send_wrapper)
         finally:
+            if "start" in call:  # a head was sent but no body: the caller got an error, not that status
+                call["status"] = 500
             audit()  # a call that ended without a complete answer (a crash, a dropped client)
 
     @staticmethod
@@ -211,10 +214,11 @@ class AuthMiddleware:
         return None
 
     @staticmethod
-    async def _deny(send, status: int, message: str, request_id: str) -> None:
+    async def _deny(send, status: int, message: str, request_id: str, headers=()) -> None:
         body = json.dumps({"error": message, "request_id": request_id}).encode()
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                *headers]})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -75,8 +75,10 @@ class SingleRowLeaves:
     def one(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """`self(x[None, :])[0] + offsets` as integers, in the fewest numpy calls: one user's request.
         `offsets` are floats, added to the leaf indices LightGBM writes as doubles."""
+        if x.shape != self._in.shape:  # before LightGBM reads the buffer
+            raise ValueError(f"expected a row of {self._n_features} features, got shape {x.shape}")
         with self._lock:
-            self._in[:] = x  # a row of the wrong length raises here, before LightGBM reads the buffer
+            self._in[:] = x
             _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
                 self._config, self._in_ptr, self._out_len, self._out_ptr))
             return (self._out + offsets).astype(np.intp)

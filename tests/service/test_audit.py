@@ -8,6 +8,8 @@ import multiprocessing as mp
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from service.audit import AuditLog, pseudonym
 from service.auth import AuthMiddleware, KeyStore
 
@@ -68,4 +70,24 @@ def test_a_call_whose_record_cannot_be_written_is_not_answered(tmp_path):
         asyncio.run(middleware(scope, None, send))
     assert [m.get("status") for m in sent["audit.log"]] == [200, None] and b"score" in sent["audit.log"][1]["body"]
     assert [m.get("status") for m in sent["full"]] == [503, None]
+    assert any(name == b"x-request-id" for name, _ in sent["full"][0]["headers"])
     assert b"audit log" in sent["full"][1]["body"] and b"score" not in sent["full"][1]["body"]
+
+
+def test_a_call_that_fails_after_its_head_is_audited_as_an_error(tmp_path):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("failed before the body")
+
+    key = KeyStore(tmp_path / "keys.json").add("ops", ["campaign"])
+    middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(tmp_path / "audit.log"), "secret")
+    scope = {"type": "http", "path": "/v1/churn/score", "headers": [(b"authorization", f"Bearer {key}".encode())]}
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(middleware(scope, None, send))
+    assert sent == []  # the head was held back, so the server's error handler can still answer 500
+    assert json.loads((tmp_path / "audit.log").read_text())["status"] == 500

@@ -49,17 +49,20 @@ def test_small_batches_score_exactly_as_large_ones(trained):
                     assert np.array_equal(idx, big_idx[part]) and np.array_equal(vals, big_vals[part])
                 one_score, one_contrib = s.score_and_reasons_one(batch[i])  # a 1-D row: the single-user request
                 assert one_score == big_score[i] and np.array_equal(one_contrib, big_contrib[i])
-        with pytest.raises(ValueError):
-            s.score_and_reasons_one(X[0, :-1])  # refused before LightGBM reads a row too short
+        for wrong in (X[0, :-1], X[0, :1]):  # too short; one value, which numpy would broadcast
+            with pytest.raises(ValueError):
+                s.score_and_reasons_one(wrong)
 
 
 def test_a_large_batch_on_threads_scores_as_on_one(trained):
-    from training.explain import PARALLEL_ROWS
+    from training.explain import PARALLEL_ROWS, _pool
 
     s = trained["churn"][1].scorer
     X = s.spec.to_matrix(trained["churn"][0].X_test.head(300))
     X = np.tile(X, (PARALLEL_ROWS // len(X) + 1, 1))  # past the size where threads are used
-    one, two = s.score_and_reasons(X, threads=1), s.score_and_reasons(X, threads=2)
+    one, calls = s.score_and_reasons(X, threads=1), _pool.cache_info()
+    two = s.score_and_reasons(X, threads=2)
+    assert _pool.cache_info().hits + _pool.cache_info().misses > calls.hits + calls.misses  # the pool was used
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
     assert np.array_equal(two[1][-1], s.score_and_reasons_one(X[-1])[1])
 
