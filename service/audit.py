@@ -44,7 +44,7 @@ class PseudonymTable:
 
     def at_row(self, row: int) -> orjson.Fragment:
         """`at` of one row."""
-        return orjson.Fragment(b'["' + self._hex[row] + b'"]')
+        return self._fragment([self._hex[row]])
 
     def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> orjson.Fragment:
         """The pseudonyms of requested ids, in order; ids not in the snapshot are hashed here."""

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from training.features import file_sha256, locate
+from training.features import file_sha256, locate, locate_one
 from training.models import (TOP_REASONS, BinaryScorer, Scorer, band_edges, bands, round_to, score_frame, segment,
                              segment_columns, top_reasons)
 
@@ -49,8 +49,8 @@ class Snapshot:
 
     def row(self, user_id: int) -> int | None:
         """`rows` of one id, as a plain int (None when unknown)."""
-        i = int(self.ids.searchsorted(user_id))
-        return i if i < len(self.ids) and self.ids[i] == user_id else None
+        pos, found = locate_one(self.ids, user_id)
+        return pos if found else None
 
 
 @dataclass

@@ -52,6 +52,7 @@ class SingleRowLeaves:
             ctypes.byref(self._config)))
         self.trees = iterations * booster.num_model_per_iteration()  # one leaf index per tree walked
         self._out = np.empty(self.trees, dtype=np.float64)
+        self._no_offsets = np.zeros(self.trees)
         self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         self._out_len = ctypes.byref(ctypes.c_int64())
         # `one` copies its row here, so that every argument of its call is a ready-made pointer.
@@ -60,17 +61,8 @@ class SingleRowLeaves:
         self._lock = threading.Lock()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self._n_features:
-            raise ValueError(f"expected rows of {self._n_features} features, got shape {X.shape}")
-        leaves = np.empty((len(X), len(self._out)), dtype=np.int64)
-        address, stride = X.ctypes.data, X.strides[0]
-        with self._lock:
-            for i in range(len(X)):
-                _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFast(
-                    self._config, ctypes.c_void_p(address + i * stride), self._out_len, self._out_ptr))
-                leaves[i] = self._out
-        return leaves
+        """Leaf indices of a few rows, one call each."""
+        return np.array([self.one(x, self._no_offsets) for x in X], dtype=np.intp).reshape(len(X), self.trees)
 
     def one(self, x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """`self(x[None, :])[0] + offsets` as integers, in the fewest numpy calls: one user's request.
