@@ -7,7 +7,7 @@ PORT ?= 3000
 export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install data train models key serve run test bench build clean
+.PHONY: install data train models key serve run test test-fast bench build clean
 
 install: $(VENV)/.installed
 
@@ -38,8 +38,11 @@ serve: install
 
 run: data train models key serve
 
-test: install
+test: install  ## both tiers: the fast checks, then the real world, MLflow store and server
 	$(PY) -m pytest -q
+
+test-fast: install  ## the fast tier only (pure checks, no simulated world or server; under a minute)
+	$(PY) -m pytest -q -m "not integration"
 
 bench: install
 	$(PY) -m bench

@@ -13,8 +13,6 @@ import gc
 import json
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,11 +21,14 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from bench.loadgen import Target, build_request, compare, run_load
+from scoring.answer import Layout
+from scoring.answer_json import score_json
+from scoring.settings import get_settings
 from service.config import SERVICE_CONFIG
+from service.launch import bentoml_serve, free_port, start, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -71,44 +72,8 @@ def py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd: list[str], env: dict[str, str], port: int, ready_path: str, timeout: float = 900,
-          workers: int = 0) -> subprocess.Popen:
-    """Start a server and wait until `ready_path` answers 200 and, for a BentoML server, until all
-    `workers` have initialised: a worker still loading accepts no connections, so the load
-    generator's keep-alive connections would all land on the first one ready."""
-    log_file = tempfile.NamedTemporaryFile("w+", prefix="bench-server-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[0]} exited while starting: see {log_file.name}")
-        try:
-            ready = httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            ready = False
-        if ready and Path(log_file.name).read_text().count(" initialized") >= workers:
-            proc.log_path = Path(log_file.name)
-            return proc
-        time.sleep(1)
-    stop(proc)
-    raise RuntimeError(f"{' '.join(cmd)} not ready in {timeout}s: see {log_file.name}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if getattr(proc, "log_path", None):
-        proc.log_path.unlink(missing_ok=True)
+def server_log() -> Path:
+    return Path(tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False).name)
 
 
 def bench_sim(work: Path, users: int, figures: dict) -> Path:
@@ -173,12 +138,13 @@ def _ids(large: Path, n: int, seed: int = 0) -> list[int]:
 def serving(target: str, env: dict[str, str]) -> Iterator[int]:
     """A BentoML service on a free port, every worker initialised; yields the port."""
     port = free_port()
-    proc = start([str(BIN / "bentoml"), "serve", target, "-p", str(port), "--host", HOST], env, port, "/readyz",
-                 workers=SERVICE_CONFIG["workers"])
+    server = start(bentoml_serve(target, port, HOST), env, port, server_log(), timeout=900,
+                   workers=SERVICE_CONFIG["workers"])
     try:
         yield port
     finally:
-        stop(proc)
+        stop(server)
+        server.log.unlink(missing_ok=True)
 
 
 def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float) -> None:
@@ -230,7 +196,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     log("mlflow models serve of the same churn model")
     menv = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{mlruns.resolve()}/mlflow.db"}
     proc = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn@champion", "--env-manager", "local",
-                  "-p", str(port), "-h", HOST], menv, port, "/ping")
+                  "-p", str(port), "-h", HOST], menv, port, server_log(), "/ping", timeout=900)
     try:
         rows = mlflow_rows(large, mlruns)
         reqs = [build_request(HOST, port, "/invocations", b, {}) for b in rows]
@@ -238,6 +204,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         figures.update(mlflow_serve_single_rps=r.rps, mlflow_serve_single_p99_ms=r.pct(99))
     finally:
         stop(proc)
+        proc.log.unlink(missing_ok=True)
 
 
 def _churn_scorer(mlruns: Path):
@@ -261,13 +228,10 @@ def inprocess(large: Path, mlruns: Path) -> dict:
     """The same scoring the service does for a 10k batch (predict, reasons, the answer's JSON text), without HTTP."""
     import pandas as pd
 
-    from service.runtime import ServedModel, score_json
-    from training.settings import get_settings
-
     scorer = _churn_scorer(mlruns).unwrap_python_model().scorer
     frame = pd.read_parquet(large / "snapshot" / "features.parquet").sample(10_000, random_state=1)
     X, ids = scorer.spec.to_matrix(frame), frame.index.tolist()
-    model = ServedModel("churn", "churn", "0", "bench", "", {}, scorer, X)
+    model = Layout.of(scorer, {"name": "churn", "version": "0", "run_id": "bench"})
     threads = get_settings().scoring_threads
     score_json(model, X, 3, threads, ids)
     gc.freeze()  # as the service does once its models are loaded

@@ -12,10 +12,14 @@ import bentoml
 import numpy as np
 from bentoml.models import BentoModel
 
-from service.auth import protect
+from scoring.answer import rows
+from scoring.settings import get_settings
+from scoring.snapshot import Snapshot
+from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
-from service.runtime import Snapshot, load_served_model, score_matrix
-from training.settings import get_settings
+from service.served import load_served_model
+
+SCOPES = RouteScopes()
 
 
 @bentoml.service(name="batched", **SERVICE_CONFIG)
@@ -28,15 +32,15 @@ class Batched:
         self.model = load_served_model("churn", self.churn_ref, self.snapshot)
 
     # max_latency_ms well above a batch's scoring time: at 50 ms the dispatcher answered 503s.
-    @bentoml.api(route="/v1/churn/score", batchable=True, max_batch_size=64, max_latency_ms=1000)
+    @bentoml.api(route=SCOPES.require("/v1/churn/score", "campaign"), batchable=True, max_batch_size=64, max_latency_ms=1000)
     def churn(self, user_ids: list[int]) -> list[dict]:
         pos, found = self.snapshot.rows(np.asarray(user_ids, dtype=np.int64))
-        rows = score_matrix(self.model, self.model.matrix[pos], 3, user_ids=user_ids)
-        for uid, ok, row in zip(user_ids, found.tolist(), rows):
+        answers = rows(self.model.layout, self.model.matrix[pos], 3, user_ids=user_ids)
+        for uid, ok, row in zip(user_ids, found.tolist(), answers):
             if not ok:
                 row.clear()
                 row.update(user_id=uid, error="unknown user_id")
-        return rows
+        return answers
 
 
-protect(Batched, get_settings())
+protect(Batched, get_settings(), SCOPES)

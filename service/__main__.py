@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.settings import get_settings
+from scoring.settings import get_settings
 
 
 def _cmd_import(args: argparse.Namespace) -> None:
@@ -21,7 +21,7 @@ def _cmd_import(args: argparse.Namespace) -> None:
 
 
 def _cmd_keys(args: argparse.Namespace) -> None:
-    from service.auth import KeyStore
+    from service.keys import KeyStore
 
     store = KeyStore(get_settings().keys_file)
     if args.action == "add":

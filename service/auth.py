@@ -1,143 +1,54 @@
-"""API keys with scopes, and the ASGI middleware that checks them and writes the audit line.
+"""The ASGI middleware in front of every endpoint: key and scope checks, and one audit line per call.
 
-A key looks like `ops_<key id>_<secret>`; the keys file stores only its SHA-256, so a leaked
-file does not leak keys. Keys are compared with hmac.compare_digest and never logged.
+Which scopes may call a route is declared beside the endpoint itself (`RouteScopes.require`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import logging
-import os
 import secrets
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+from scoring.settings import Settings
 from service.audit import AuditLog
+from service.keys import SCOPES, KeyStore
 
 log = logging.getLogger("opscore.service")
 
-SCOPES = ("campaign", "risk")
-# Which scopes may call which path prefix; any valid key may list the models.
-ROUTE_SCOPES = {
-    "/v1/churn/": {"campaign"},
-    "/v1/response/": {"campaign"},
-    "/v1/lookalike": {"campaign"},
-    "/v1/abuse/": {"campaign", "risk"},
-    "/v1/credit/": {"risk"},
-    "/v1/models": set(SCOPES),
-}
 OPEN_PATHS = {"/livez", "/readyz", "/metrics", "/healthz", "/docs", "/docs.json", "/"}
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+class RouteScopes:
+    """Routes and the scopes that may call them; a path under no declared route needs any valid key."""
 
+    def __init__(self) -> None:
+        self._routes: dict[str, frozenset[str]] = {}
 
-@dataclass(frozen=True)
-class ApiKey:
-    key_id: str
-    name: str
-    scopes: frozenset[str]
+    def require(self, route: str, *scopes: str) -> str:
+        """Declare who may call `route` (returned, to pass on to the endpoint's decorator)."""
+        unknown = set(scopes) - set(SCOPES)
+        if not scopes or unknown:
+            raise ValueError(f"{route}: scopes must be a non-empty subset of {list(SCOPES)}")
+        self._routes[route] = frozenset(scopes)
+        return route
 
-
-class KeyStore:
-    """The keys file, re-read when it changes so `keys add` (or a revocation) needs no restart.
-
-    The server looks at the file at most every `recheck_s` seconds rather than on every request."""
-
-    def __init__(self, path: Path, recheck_s: float = 0.0):
-        self.path = path
-        self.recheck_s = recheck_s
-        self._checked = -float("inf")
-        self._version: tuple[int, int, int] | None = None
-        self._keys: dict[str, dict] = {}
-        self._api_keys: dict[str, ApiKey] = {}
-        # Keys that passed the hash check since the file was last loaded: a client sends the same
-        # key on every call. Emptied on every reload, so a revoked key is not remembered. They are
-        # held in this worker's memory only (as every request's key is, briefly), never written.
-        self._verified: dict[str, ApiKey] = {}
-
-    def _load(self) -> dict[str, dict]:
-        now = time.monotonic()
-        if now - self._checked < self.recheck_s:
-            return self._keys
-        self._checked = now
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._keys, self._api_keys, self._version, self._verified = {}, {}, None, {}
-            return {}
-        # Every save replaces the file (a new inode), so two saves within one mtime tick still differ.
-        version = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if version != self._version:
-            keys = json.loads(self.path.read_text())
-            api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in keys.items()}
-            self._keys, self._api_keys, self._version, self._verified = keys, api_keys, version, {}
-        return self._keys
-
-    def add(self, name: str, scopes: list[str]) -> str:
-        bad = [s for s in scopes if s not in SCOPES]
-        if bad or not scopes:
-            raise ValueError(f"scopes must be a non-empty subset of {list(SCOPES)}, got {scopes}")
-        keys = dict(self._load())
-        key_id = secrets.token_hex(4)
-        key = f"ops_{key_id}_{secrets.token_urlsafe(24)}"
-        keys[key_id] = {"name": name, "scopes": sorted(set(scopes)), "sha256": _digest(key),
-                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self._save(keys)
-        return key
-
-    def revoke(self, key_id: str) -> bool:
-        keys = dict(self._load())
-        if keys.pop(key_id, None) is None:
-            return False
-        self._save(keys)
-        return True
-
-    def _save(self, keys: dict[str, dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(keys, indent=2))
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.path)  # atomic: a server reading the file never sees half of it
-
-    def list(self) -> list[ApiKey]:
-        self._load()
-        return list(self._api_keys.values())
-
-    def verify(self, key: str) -> ApiKey | None:
-        keys = self._load()
-        known = self._verified.get(key)
-        if known is not None:
-            return known
-        parts = key.split("_", 2)
-        if len(parts) != 3 or parts[0] != "ops":
-            return None
-        entry = keys.get(parts[1])
-        if entry is None or not hmac.compare_digest(_digest(key), entry["sha256"]):
-            return None
-        self._verified[key] = self._api_keys[parts[1]]
-        return self._verified[key]
-
-
-def required_scopes(path: str) -> set[str] | None:
-    for prefix, scopes in ROUTE_SCOPES.items():
-        if path.startswith(prefix):
-            return scopes
-    return None
+    def needed(self, path: str) -> frozenset[str] | None:
+        # A prefix, so that spellings such as a trailing slash are guarded as the route is.
+        for route, scopes in self._routes.items():
+            if path.startswith(route):
+                return scopes
+        return None
 
 
 class AuthMiddleware:
     """401 without a valid key, 403 outside the key's scopes; one audit line per API call."""
 
-    def __init__(self, app, keys_file: str, audit_file: str, audit_secret: str):
+    def __init__(self, app, keys_file: str, audit_file: str, audit_secret: str, scopes: RouteScopes):
         self.app = app
+        self.scopes = scopes
         # A revoked key stops working within a second; a stat() per request cost a tenth of the middleware.
         self.keys = KeyStore(Path(keys_file), recheck_s=1.0)
         self.audit = AuditLog(Path(audit_file), audit_secret.encode())
@@ -189,7 +100,7 @@ class AuthMiddleware:
                 await send(start)
             await send(message)
 
-        needed = required_scopes(path)
+        needed = self.scopes.needed(path)
         try:
             if api_key is None:
                 await self._deny(send_wrapper, 401, "missing or unknown API key: send `Authorization: Bearer <key>`",
@@ -222,8 +133,8 @@ class AuthMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def protect(service, settings) -> None:
-    """Put a BentoML service behind the keys and the audit log that the settings name."""
+def protect(service, settings: Settings, scopes: RouteScopes) -> None:
+    """Put a BentoML service behind the keys, the route scopes and the audit log that the settings name."""
     service.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
                                 audit_file=str(settings.audit_log.resolve()),
-                                audit_secret=settings.audit_secret.get_secret_value())
+                                audit_secret=settings.audit_secret.get_secret_value(), scopes=scopes)

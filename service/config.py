@@ -5,7 +5,7 @@ The benchmark's reference services use the same options, so that they are compar
 
 from __future__ import annotations
 
-from training.settings import get_settings
+from scoring.settings import get_settings
 
 SERVICE_CONFIG = {
     # Worker processes; each holds its own copy of the models and the snapshot.
@@ -15,7 +15,3 @@ SERVICE_CONFIG = {
     # would repeat it and cost about a sixth of a single-user request.
     "logging": {"access": {"enabled": False}},
 }
-
-# Batches up to this size are scored on the event loop (well under a millisecond, less than the
-# hop to a thread); larger ones in a worker thread, so that they do not stall other requests.
-INLINE_ROWS = 64

@@ -7,12 +7,12 @@ import shutil
 from datetime import datetime, timezone
 
 import bentoml
+import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from service.runtime import SNAPSHOT_MODEL
-from training.registry import CHAMPION, MODEL_NAMES, setup_tracking
-from training.settings import Settings
+from scoring.registry import CHAMPION, MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.settings import Settings
 
 HEADLINE = ("oot_auc", "oot_ks", "oot_qini", "oracle_auc", "oracle_gap_auc", "qini_vs_oracle_ratio",
             "precision_at_capacity", "recall_at_capacity")
@@ -46,7 +46,9 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
 
 def import_all(settings: Settings) -> tuple[list[str], list[str]]:
     """Import what exists; return what was imported and what was missing (with why)."""
-    setup_tracking(settings)
+    # bentoml.mlflow resolves models:/ URIs through MLflow's global tracking and registry URIs.
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient()
     done, missing = [], []
     for name in MODEL_NAMES.values():

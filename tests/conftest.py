@@ -1,18 +1,38 @@
-"""Shared fixtures: one small simulated world per session, in a temporary folder."""
+"""Shared fixtures: one small simulated world per session, in a temporary folder, and each champion
+trained on it once.
+
+Tests that use any of these fixtures (or the real server's, in tests/service/conftest.py) form the
+integration tier; the rest is the fast tier (`make test-fast`, `pytest -m "not integration"`).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from training.pipeline import (SnapshotDates, build_lookalike, build_serving_snapshot, build_snapshot, default_dates,
-                               run_simulation)
-from training.seeds import materialise
-from training.settings import Settings
-from training.simulate import SimConfig
+from scoring.settings import Settings
+from training.data import datasets
+from training.data.datasets import Dataset
+from training.data.seeds import materialise
+from training.data.simulate import SimConfig, simulate
+from training.data.snapshots import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates
+from training.data.warehouse import write_world
+from training.lookalike_index import build_lookalike
+from training.tracking import TrainResult, setup_tracking
+from training.train import train_binary, train_credit, train_response
 
 SIM = SimConfig(users=20_000, days=180, seed=7)
+# Fixtures that build the world or need it; a test using any of them is an integration test.
+WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
+                  "server", "bento_home", "keys", "broken_home"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORLD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def make_settings(root: Path) -> Settings:
@@ -24,7 +44,7 @@ def make_settings(root: Path) -> Settings:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A simulated warehouse with train, out-of-time and serving snapshots, seeds and lookalike index."""
     s = make_settings(tmp_path_factory.mktemp("world"))
-    run_simulation(SIM, s, progress=False)
+    write_world(simulate(SIM, progress=False), s)
     dates = default_dates(s)
     build_snapshot(s, dates.train)
     build_snapshot(s, dates.oot)
@@ -42,21 +62,14 @@ def dates(settings: Settings) -> SnapshotDates:
 @pytest.fixture(scope="session")
 def tracking(settings: Settings) -> Settings:
     """MLflow pointed at a sqlite store in the session's temporary folder."""
-    import os
-
-    from training.registry import setup_tracking
-
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     setup_tracking(settings)
     return settings
 
 
 @pytest.fixture(scope="session")
-def trained(tracking: Settings, dates: SnapshotDates) -> dict:
+def trained(tracking: Settings, dates: SnapshotDates) -> dict[str, tuple[Dataset, TrainResult]]:
     """Churn and promo-abuse champions trained on the session's world."""
-    from training import datasets
-    from training.train import train_binary
-
     out = {}
     for name, registered in (("churn", "churn"), ("abuse", "promo_abuse")):
         ds = getattr(datasets, name)(tracking, dates)
@@ -66,11 +79,18 @@ def trained(tracking: Settings, dates: SnapshotDates) -> dict:
 
 
 @pytest.fixture(scope="session")
-def all_champions(trained, tracking: Settings, dates: SnapshotDates) -> Settings:
-    """Champions of all four models in the session's registry."""
-    from training.scorecard import train_credit
-    from training.uplift import train_response
+def response_run(tracking: Settings, dates: SnapshotDates) -> TrainResult:
+    """The marketing-response champion, trained once per session."""
+    return train_response(tracking, dates)
 
-    train_response(tracking, dates)
-    train_credit(tracking, dates)
+
+@pytest.fixture(scope="session")
+def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, TrainResult]:
+    """The credit data set and the scorecard champion, trained once per session."""
+    return datasets.credit(tracking, dates), train_credit(tracking, dates)
+
+
+@pytest.fixture(scope="session")
+def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
+    """Champions of all four models in the session's registry."""
     return tracking

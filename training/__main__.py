@@ -1,4 +1,7 @@
-"""Command line of the offline side: `python -m training --help`."""
+"""Command line of the offline side: `python -m training --help`.
+
+Each command imports what it needs when it runs, so that `--help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,23 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-from training.settings import get_settings
+from scoring.registry import MODEL_NAMES as MODELS
+from scoring.settings import get_settings
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from training.pipeline import run_simulation
-    from training.simulate import SimConfig
+    from training.data.simulate import SimConfig, simulate
+    from training.data.warehouse import write_world
 
     settings = get_settings()
-    counts = run_simulation(SimConfig(users=args.users, days=args.days, seed=args.seed), settings)
+    counts = write_world(simulate(SimConfig(users=args.users, days=args.days, seed=args.seed)), settings)
     for name, n in counts.items():
         print(f"{name:22s} {n:>12,d} rows")
     print(f"warehouse: {settings.warehouse_db} (Parquet in {settings.warehouse_dir}); truth: {settings.truth_dir}")
 
 
 def _cmd_load(args: argparse.Namespace) -> None:
-    from training.warehouse import ContractError, load_dir
+    from training.data.warehouse import ContractError, load_dir
 
     try:
         counts = load_dir(Path(args.dir), get_settings())
@@ -35,7 +39,7 @@ def _cmd_load(args: argparse.Namespace) -> None:
 
 
 def _cmd_features(args: argparse.Namespace) -> None:
-    from training.pipeline import build_serving_snapshot, build_snapshot, default_dates
+    from training.data.snapshots import build_serving_snapshot, build_snapshot, default_dates
 
     settings = get_settings()
     if args.as_of:
@@ -49,39 +53,15 @@ def _cmd_features(args: argparse.Namespace) -> None:
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
 
 
-from training.registry import MODEL_NAMES as MODELS
-
-
-def _train_one(name: str, args: argparse.Namespace, settings, dates):
-    from training import datasets
-    from training.train import train_binary
-
-    table = Path(args.table) if args.table else None
-    if name == "response":
-        from training.uplift import train_response
-
-        return train_response(settings, dates, args.force_promote, table, args.target, args.treatment)
-    if name == "credit":
-        from training.scorecard import train_credit
-
-        return train_credit(settings, dates, args.force_promote, table, args.target)
-    if table:
-        ids = args.id_columns.split(",") if args.id_columns else None
-        ds = datasets.from_table(table, args.target, ids, args.date_column)
-    else:
-        ds = getattr(datasets, name)(settings, dates)
-    capacity = settings.review_capacity if name == "abuse" else None
-    return train_binary(ds, MODELS[name], settings, force=args.force_promote, review_capacity=capacity)
-
-
 def _cmd_train(args: argparse.Namespace) -> None:
-    from training.pipeline import default_dates
-    from training.registry import setup_tracking
+    from training.data.snapshots import default_dates
+    from training.tracking import setup_tracking
+    from training.train import train_one
 
     settings = get_settings()
     setup_tracking(settings)
     if args.dataset == "german":
-        from training.scorecard import train_german
+        from training.german import train_german
 
         for k, v in train_german(settings).items():
             print(f"german {k} = {v:.4f}")
@@ -96,7 +76,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     dates = None if args.table else default_dates(settings)
     for name in names:
         try:
-            r = _train_one(name, args, settings, dates)
+            r = train_one(name, settings, dates, args.force_promote, Path(args.table) if args.table else None,
+                          args.target, args.treatment, args.id_columns.split(",") if args.id_columns else None,
+                          args.date_column)
         except (FileNotFoundError, KeyError, ValueError) as e:
             sys.exit(f"{name}: {e}")
         keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini")
@@ -105,14 +87,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_seeds(args: argparse.Namespace) -> None:
-    from training.seeds import materialise
+    from training.data.seeds import materialise
 
     for name, n in materialise(get_settings()).items():
         print(f"seed {name:28s} {n:>9,d} users")
 
 
 def _cmd_lookalike(args: argparse.Namespace) -> None:
-    from training.pipeline import build_lookalike
+    from training.lookalike_index import build_lookalike
 
     for k, v in build_lookalike(get_settings()).items():
         print(f"{k:20s} {v:,.4f}")

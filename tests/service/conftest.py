@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from service.auth import KeyStore
-from training.settings import Settings
+from scoring.settings import Settings
+from service.keys import KeyStore
+from service.launch import Server, bentoml_serve, free_port, start, stop
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(settings: Settings, bentoml_home: Path) -> dict[str, str]:
@@ -41,46 +32,14 @@ def server_env(settings: Settings, bentoml_home: Path) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text()
-
-
 def start_server(settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True) -> Server:
     port = free_port()
-    out = open(log, "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", "service.service:Opscore", "-p", str(port),
-         "--host", "127.0.0.1"],
-        cwd=ROOT, env=server_env(settings, bentoml_home), stdout=out, stderr=subprocess.STDOUT,
-    )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log_text()[-3000:]}")
-        try:
-            r = httpx.get(f"{server.url}/readyz", timeout=2)
-            if r.status_code == 200 or (not wait_ready and r.status_code == 503):
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError(f"server not ready in time:\n{server.log_text()[-3000:]}")
+    return start(bentoml_serve("service.service:Opscore", port), server_env(settings, bentoml_home), port, log,
+                 wait_ready=wait_ready)
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from service.audit import AuditLog, pseudonym
-from service.auth import AuthMiddleware, KeyStore
+from service.auth import AuthMiddleware, RouteScopes
+from service.keys import KeyStore
 
 IDS = list(range(10_000_000, 10_010_000))  # a 10,000-id record is ~290 KB, far above any buffer
 
@@ -60,7 +61,7 @@ def test_a_call_whose_record_cannot_be_written_is_not_answered(tmp_path):
     key = KeyStore(tmp_path / "keys.json").add("ops", ["campaign"])
     sent: dict[str, list] = {}
     for audit_file in (tmp_path / "audit.log", Path("/dev/full")):
-        middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(audit_file), "secret")
+        middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(audit_file), "secret", RouteScopes())
         scope = {"type": "http", "path": "/v1/churn/score", "headers": [(b"authorization", f"Bearer {key}".encode())]}
         sent[audit_file.name] = messages = []
 
@@ -80,7 +81,7 @@ def test_a_call_that_fails_after_its_head_is_audited_as_an_error(tmp_path):
         raise RuntimeError("failed before the body")
 
     key = KeyStore(tmp_path / "keys.json").add("ops", ["campaign"])
-    middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(tmp_path / "audit.log"), "secret")
+    middleware = AuthMiddleware(app, str(tmp_path / "keys.json"), str(tmp_path / "audit.log"), "secret", RouteScopes())
     scope = {"type": "http", "path": "/v1/churn/score", "headers": [(b"authorization", f"Bearer {key}".encode())]}
     sent = []
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from service.audit import pseudonym
-from service.config import INLINE_ROWS
+from scoring.thresholds import INLINE_ROWS
 
 AUDIT_SECRET = b"test-audit-secret"  # what tests/service/conftest.py gives the server
 
@@ -166,7 +166,7 @@ def test_keys_and_scopes(server, keys, some_ids):
 def test_keys_are_added_and_revoked_without_a_restart(server, keys, some_ids, all_champions):
     import time
 
-    from service.auth import KeyStore
+    from service.keys import KeyStore
 
     store = KeyStore(all_champions.keys_file)
     late = store.add("late-system", ["campaign"])

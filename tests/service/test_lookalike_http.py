@@ -53,8 +53,15 @@ def test_audit_records_the_seed_as_pseudonyms(server, keys, frame, all_champions
 
 
 def test_credit_offer_leaves_protected_attributes_out(server, keys, frame):
-    r = call(server, keys["campaign"], {"seed_name": "top_value_20pct", "k": 50, "credit_offer": True})
-    assert r.status_code == 200 and r.json()["protected_attributes_used"] is False
+    """A seed of young users draws young lookalikes while age counts; a credit offer may not lean on age."""
+    young = frame[frame.age < 25].sample(300, random_state=0).index.tolist()
+    mean_age = {}
+    for offer in (False, True):
+        r = call(server, keys["campaign"], {"seed_user_ids": young, "k": 1000, "credit_offer": offer})
+        assert r.status_code == 200 and r.json()["protected_attributes_used"] is (not offer)
+        mean_age[offer] = frame.loc[[x["user_id"] for x in r.json()["results"]], "age"].mean()
+    print(f"mean age of lookalikes of a young seed: {mean_age[False]:.1f}, as a credit offer {mean_age[True]:.1f}")
+    assert mean_age[True] > mean_age[False] + 2
 
 
 @pytest.mark.parametrize("body,status,field", [

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 
 import httpx
+from mlflow import MlflowClient
 
+from scoring.registry import CHAMPION, MODEL_NAMES
 from tests.service.conftest import start_server, stop_server
 
 
@@ -13,8 +15,12 @@ def _model_dir(home, name):
     return next(p for p in (home / "models" / name).iterdir() if p.is_dir())
 
 
-def test_ready_when_everything_verifies(server):
-    assert httpx.get(server.url + "/readyz").status_code == 200
+def test_ready_serves_the_registry_champions(server, keys):
+    """Ready means every model loaded: the versions served are the ones the registry calls champion."""
+    client = MlflowClient()
+    served = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"}).json()["models"]
+    assert {m["name"]: m["version"] for m in served} == {
+        name: str(client.get_model_version_by_alias(name, CHAMPION).version) for name in MODEL_NAMES.values()}
 
 
 def test_missing_model_keeps_readiness_red(all_champions, broken_home, tmp_path, keys):

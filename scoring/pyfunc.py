@@ -1,0 +1,68 @@
+"""The MLflow face of every scorer: a feature DataFrame in, the answer's fields as columns out.
+
+Unlike the service, the frame keeps full precision, reports every feature's per-feature values
+and gives the exact attributions (LightGBM's TreeSHAP, the card's lost points).
+"""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from scoring.answer import Layout, segment_labels
+from scoring.artifacts import ArtifactError, read_kind
+from scoring.binary import BinaryScorer
+from scoring.scorecard import ScorecardScorer
+from scoring.scorer import TOP_REASONS, Scorer, bands, top_reasons
+from scoring.uplift import UpliftScorer
+
+SCORERS: dict[str, type[Scorer]] = {s.kind: s for s in (BinaryScorer, UpliftScorer, ScorecardScorer)}
+
+
+def load_scorer(artifacts: dict[str, str]) -> Scorer:
+    """The scorer a model's artifacts describe (meta.json names its kind), checksums verified."""
+    kind = read_kind(artifacts)
+    if kind not in SCORERS:
+        raise ArtifactError(f"model meta missing or of unknown kind {kind!r}")
+    return SCORERS[kind].load(artifacts)
+
+
+def score_frame(s: Scorer, model_input: pd.DataFrame, layout: Layout | None = None) -> pd.DataFrame:
+    """The answer's fields for a feature DataFrame, flattened to columns in the order of `answer.FIELDS`."""
+    layout = layout or Layout.of(s)
+    X = s.spec.to_matrix(model_input)
+    score = s.predict(X)
+    extras = s.extras(X)
+    columns = {"score": score, "band": bands(score, layout.band_edges), "segment": segment_labels(layout, X), **extras}
+    out: dict[str, np.ndarray | list] = {}
+    for name in layout.fields(user_ids=False):
+        if name == "reasons":
+            out.update(_reason_columns(s, X, model_input))
+        elif name in s.per_feature:
+            out.update((f"{name}_{f}", extras[name][:, j]) for j, f in enumerate(s.spec.names))
+        else:
+            out[name] = columns[name]
+    return pd.DataFrame(out, index=model_input.index)
+
+
+def _reason_columns(s: Scorer, X: np.ndarray, raw: pd.DataFrame) -> dict[str, np.ndarray | list]:
+    """The top reasons as reason_<r>_feature / _value (as the input had it, as text) / _contribution."""
+    idx, vals = top_reasons(s.contributions(X), TOP_REASONS)
+    names = np.asarray(s.spec.names, dtype=object)
+    out: dict[str, np.ndarray | list] = {}
+    for r in range(idx.shape[1]):
+        feats = names[idx[:, r]]
+        out[f"reason_{r + 1}_feature"] = feats
+        out[f"reason_{r + 1}_value"] = [str(raw[f].iloc[i]) for i, f in enumerate(feats)]
+        out[f"reason_{r + 1}_contribution"] = vals[:, r]
+    return out
+
+
+class ScoringModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.scorer = load_scorer(context.artifacts)
+        self.layout = Layout.of(self.scorer)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return score_frame(self.scorer, model_input, self.layout)

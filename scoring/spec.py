@@ -1,0 +1,68 @@
+"""The fitted preprocessing that travels inside every logged model: feature order and categories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scoring.vocabulary import NOT_FEATURES
+
+
+@dataclass
+class FeatureSpec:
+    """Column order and category codes. An unseen category is treated as missing, as LightGBM
+    treats a missing value: it follows the branch the model learned for missing."""
+
+    numeric: list[str]
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return self.numeric + list(self.categorical)
+
+    @property
+    def categorical_index(self) -> list[int]:
+        return [len(self.numeric) + i for i in range(len(self.categorical))]
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, exclude: set[str] | frozenset[str] = frozenset()) -> FeatureSpec:
+        cols = [c for c in df.columns if c not in NOT_FEATURES and c not in exclude]
+        numeric = [c for c in cols if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+        categorical = {
+            c: sorted(str(v) for v in df[c].dropna().unique()) for c in cols if c not in numeric
+        }
+        return cls(numeric=numeric, categorical=categorical)
+
+    def to_matrix(self, df: pd.DataFrame) -> np.ndarray:
+        """Rows of df as the float64 matrix the model takes (missing and unseen → NaN)."""
+        missing = [c for c in self.names if c not in df.columns]
+        if missing:
+            raise KeyError(f"missing feature columns: {missing}")
+        out = np.empty((len(df), len(self.names)), dtype=np.float64)
+        if self.numeric:
+            out[:, : len(self.numeric)] = df[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        for j, (col, cats) in enumerate(self.categorical.items()):
+            codes = pd.Categorical(df[col].astype("string"), categories=cats).codes.astype(np.float64)
+            codes[codes < 0] = np.nan
+            out[:, len(self.numeric) + j] = codes
+        return out
+
+    def frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """df reduced to the model's columns with model-ready dtypes (what the pyfunc signature expects)."""
+        out = df[self.names].copy()
+        for c in self.numeric:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+        for c in self.categorical:
+            out[c] = out[c].astype(str)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        return cls(numeric=list(d["numeric"]), categorical={k: list(v) for k, v in d["categorical"].items()})

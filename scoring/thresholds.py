@@ -1,0 +1,29 @@
+"""Every size threshold of the scoring path in one place, each beside the measurement that chose it.
+
+The figures were measured on the 2-core development box (in isolation unless said otherwise);
+`make bench` measures the end-to-end effect.
+"""
+
+from __future__ import annotations
+
+# Up to this many rows, leaves come from LightGBM's fast single-row C API, one call per row:
+# ~7 µs a row against ~50 µs for one `Booster.predict` call, whose set-up is most of its cost.
+SINGLE_ROW_LEAVES = 4
+# Up to this many rows, a dense gather of the per-leaf table beats building a sparse matrix.
+DENSE_GATHER_ROWS = 32
+# From this many rows the sparse product is split over the scoring threads (scipy releases the
+# GIL): a 10,000-row product 15 -> 8 ms on two threads; below it, OpenMP and pool start-up cost more.
+PARALLEL_ROWS = 2000
+# Up to this many rows the top reasons come from one stable sort (fewest numpy calls); above it,
+# k passes of argmax, 5x faster there than argpartition and a sort.
+SORT_REASONS_ROWS = 8
+# Up to this many rows an answer is built as dicts and serialised: cheaper than the column-wise
+# JSON writer's set-up on a handful of rows. Above it, building, serialising and freeing dicts was
+# a third of a 10,000-user call (61 -> 45 ms in-process when written column by column).
+DICT_ROWS = 32
+# Batches up to this size are scored on the event loop (well under a millisecond, less than the
+# hop to a thread); larger ones in a worker thread, so that they do not stall other requests.
+INLINE_ROWS = 64
+# Above this many ids, ids are searched in sorted order: that walks the snapshot's ids in one
+# direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).
+SORTED_SEARCH_IDS = 256

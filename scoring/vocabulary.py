@@ -1,0 +1,47 @@
+"""The names requests and models share: the snapshot's features, their categories and bounds, the offers.
+
+Declared here once; `training.data.features` computes exactly these columns (a test holds the SQL to it)
+and `training.data.schema` builds the warehouse contract on the same vocabularies.
+"""
+
+from __future__ import annotations
+
+ACQUISITION_CHANNELS = ("organic", "app_store", "ads", "partner", "invite")
+INCENTIVES = ("red_packet", "coupon", "interest_free")
+CONTACT_CHANNELS = ("push", "sms", "phone", "wechat")
+
+CATEGORICAL = ("acquisition_channel",)
+# Kept in the snapshot for filters and lookalike guards, never fed to a model.
+PROTECTED = ("gender",)
+# Never model inputs: keys, protected attributes, labels.
+NOT_FEATURES = frozenset({"user_id", *PROTECTED})
+
+GRAPH_FEATURES = ("ring_size", "ring_redeem_share")
+
+# Every column of a feature snapshot, in the order the feature SQL yields them (graph features last).
+SNAPSHOT_COLUMNS = (
+    "gender", "age", "city_tier", "income_band", "kyc_level", "bound_card", "credit_line", "is_virtual_carrier",
+    "acquisition_channel", "invited", "tenure_days", "days_since_last_active", "active_days_7", "active_days_14",
+    "active_days_30", "active_days_31_60", "active_ewm_14", "active_days_90", "launches_30", "launches_90",
+    "launches_per_active_day_90", "activity_trend", "pv_loans_90", "pv_wealth_90", "pv_credit_card_90",
+    "pv_activity_90", "pv_activity_share_90", "push_received_30", "sms_received_30", "push_open_rate_90",
+    "sms_open_rate_90", "fund_cnt_90", "fund_amt_90", "fund_amt_all", "loan_draw_cnt_90", "loan_draw_amt_90",
+    "utilisation_90", "repay_cnt_90", "repay_late_cnt_90", "repay_max_late_90", "repay_cnt_all",
+    "repay_mean_late_all", "redeemed_offer", "days_signup_to_redeem", "days_redeem_to_last_active",
+    "days_since_last_txn", "camp_treated_all", "camp_conv_treated_all", "camp_control_all", "camp_conv_control_all",
+    "camp_treated_30", "loan_apps_all", "loan_apps_90", "loan_defaults_known", "device_users", "ip_users",
+    "invitees", "invitee_signup_span_days", *GRAPH_FEATURES,
+)
+NUMERIC_FEATURES = tuple(c for c in SNAPSHOT_COLUMNS if c not in CATEGORICAL + PROTECTED)
+
+# Valid ranges of the numeric features, for request validation. Unlisted ones are counts,
+# amounts or day spans: zero or more.
+FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "age": (18, 100),
+    "city_tier": (1, 5),
+    "income_band": (1, 5),
+    "kyc_level": (0, 2),
+    **{f: (0, 1) for f in ("bound_card", "is_virtual_carrier", "invited", "redeemed_offer", "pv_activity_share_90",
+                           "push_open_rate_90", "sms_open_rate_90", "ring_redeem_share")},
+    "days_redeem_to_last_active": (None, None),  # last launch may precede the redemption
+}

@@ -1,0 +1,81 @@
+"""Request models of the v1 contract: extra fields forbidden, NaN/inf refused, ranges and batch sizes bounded.
+
+BentoML answers a pydantic validation error with 400 and the location of the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from scoring.settings import get_settings
+from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, FEATURE_BOUNDS, INCENTIVES, NUMERIC_FEATURES
+
+MAX_BATCH = get_settings().max_batch
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+UserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def _bounded(name: str):
+    lo, hi = FEATURE_BOUNDS.get(name, (0, None))
+    return (Annotated[float | None, Field(ge=lo, le=hi)], None)
+
+
+# One record of features; every field optional (missing values go down the model's learned missing branch).
+FeatureRecord = create_model(
+    "FeatureRecord",
+    __config__=STRICT,
+    user_id=(UserId | None, None),
+    acquisition_channel=(Literal[ACQUISITION_CHANNELS] | None, None),
+    **{name: _bounded(name) for name in NUMERIC_FEATURES},
+)
+
+
+class ScoreRequest(BaseModel):
+    """Either user ids (features from the snapshot) or feature records, up to MAX_BATCH."""
+
+    model_config = STRICT
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    records: Annotated[list[FeatureRecord], Field(min_length=1, max_length=MAX_BATCH)] | None = None  # type: ignore[valid-type]
+    reasons: Annotated[int, Field(ge=0, le=10)] = 3
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.user_ids is None) == (self.records is None):
+            raise ValueError("send exactly one of user_ids or records")
+        return self
+
+
+class ResponseScoreRequest(ScoreRequest):
+    """Uplift depends on the offer: which incentive, on which channel, at what hour."""
+
+    incentive: Literal[INCENTIVES] = "red_packet"
+    channel: Literal[CONTACT_CHANNELS] = "push"
+    send_hour: Annotated[int, Field(ge=0, le=23)] = 10
+
+
+class LookalikeRequest(BaseModel):
+    model_config = STRICT
+    seed_user_ids: Annotated[list[UserId], Field(max_length=1_000_000)] | None = None
+    seed_name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")] | None = None
+    k: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    share: Annotated[float, Field(gt=0, le=0.5)] | None = None
+    exclude_seeds: bool = True
+    max_abuse_score: Annotated[float, Field(ge=0, le=1)] | None = None
+    city_tiers: Annotated[list[Annotated[int, Field(ge=1, le=5)]], Field(max_length=5)] | None = None
+    age_min: Annotated[int, Field(ge=18, le=100)] | None = None
+    age_max: Annotated[int, Field(ge=18, le=100)] | None = None
+    credit_offer: bool = False
+    method: Literal["embedding", "classifier"] = "embedding"
+
+    @model_validator(mode="after")
+    def _checks(self):
+        if (self.seed_user_ids is None) == (self.seed_name is None):
+            raise ValueError("send exactly one of seed_user_ids or seed_name")
+        if self.k is not None and self.share is not None:
+            raise ValueError("send k or share, not both")
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            raise ValueError("age_min is above age_max")
+        return self

@@ -1,0 +1,63 @@
+"""What the service holds per model: the verified champion, its layout and the snapshot in its feature order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import bentoml
+import mlflow
+import numpy as np
+
+from scoring.answer import Layout, rows
+from scoring.pyfunc import score_frame
+from scoring.scorer import TOP_REASONS, Scorer
+from scoring.snapshot import Snapshot
+
+
+class NotReady(RuntimeError):
+    """A model or the snapshot failed to load or verify."""
+
+
+@dataclass
+class ServedModel:
+    endpoint: str
+    registry_name: str
+    version: str
+    run_id: str
+    trained_at: str
+    metrics: dict[str, float]
+    scorer: Scorer
+    matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
+
+    @cached_property
+    def identity(self) -> dict[str, str]:
+        return {"name": self.registry_name, "version": self.version, "run_id": self.run_id}
+
+    @cached_property
+    def layout(self) -> Layout:
+        return Layout.of(self.scorer, self.identity, ring_size=self.endpoint == "abuse")
+
+
+def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snapshot) -> ServedModel:
+    """Load an imported champion, verify its checksums and warm it up on the logged input example."""
+    path = Path(bento_model.path_of("mlflow_model"))
+    pyfunc = bentoml.mlflow.load_model(bento_model)  # runs load_context, which verifies checksums
+    scorer = pyfunc.unwrap_python_model().scorer
+    example = mlflow.models.Model.load(str(path)).load_input_example(str(path))
+    if example is None or len(score_frame(scorer, example)) != len(example):
+        raise NotReady(f"{endpoint}: warm-up on the logged input example failed")
+    labels, meta = bento_model.info.labels, bento_model.info.metadata
+    served = ServedModel(
+        endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
+        trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
+        # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
+        matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)),
+    )
+    # The serving path too (its per-leaf attribution tables are built on first use), so that the
+    # first caller does not pay for it.
+    if len(rows(served.layout, scorer.spec.to_matrix(example), TOP_REASONS)) != len(example):
+        raise NotReady(f"{endpoint}: warm-up of the serving path failed")
+    return served

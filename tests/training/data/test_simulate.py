@@ -1,0 +1,106 @@
+"""The simulator: deterministic, sane rates, and as hard as real life (oracle figures)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from training.data import truth
+from training.data.simulate import SimConfig, simulate
+from training.data.snapshots import snapshot_paths
+
+
+def test_same_seed_same_world_other_seed_other_world():
+    a, b = simulate(SimConfig(users=1500, seed=3), progress=False), simulate(SimConfig(users=1500, seed=3), progress=False)
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
+    c = simulate(SimConfig(users=1500, seed=4), progress=False)
+    assert not a.tables["daily_activity"].equals(c.tables["daily_activity"])
+
+
+@pytest.fixture(scope="module")
+def warehouse_frames(settings):
+    return {p.stem: pd.read_parquet(p) for p in settings.warehouse_dir.glob("*.parquet")}
+
+
+def test_redemption_is_low_and_treatment_lift_small_but_positive(warehouse_frames):
+    a = warehouse_frames["campaign_assignments"]
+    treated, control = a[a.treatment].converted.mean(), a[~a.treatment].converted.mean()
+    assert treated < 0.10
+    assert 0.002 < treated - control < 0.05
+
+
+def test_abuse_is_a_few_percent_and_only_partly_confirmed(settings, warehouse_frames):
+    users = truth.read_truth(settings, "users")
+    assert 0.01 < users.is_abuser.mean() < 0.06
+    confirmed = len(warehouse_frames["abuse_reports"]) / users.is_abuser.sum()
+    assert 0.1 < confirmed < 0.6
+
+
+def test_value_is_pareto(warehouse_frames):
+    t = warehouse_frames["transactions"]
+    value = t[t.txn_type == "fund_purchase"].groupby("user_id").amount.sum().sort_values(ascending=False)
+    top = value.iloc[: len(value) // 5].sum() / value.sum()
+    assert 0.65 < top < 0.95, f"top 20% hold {top:.0%}"
+
+
+def test_lifecycle_includes_long_silent_users(settings, dates):
+    f = pd.read_parquet(snapshot_paths(settings, dates.oot).features)
+    silent = f.days_since_last_active
+    assert (silent >= 360).mean() > 0.1
+    assert ((silent >= 7) & (silent <= 21)).mean() > 0.02
+    assert (f.tenure_days < 30).mean() > 0.02
+
+
+def _labels(settings, as_of):
+    return pd.read_parquet(snapshot_paths(settings, as_of).labels)
+
+
+def test_oracle_auc_is_where_real_models_are(settings, dates, record_property):
+    """The ceiling is realistic: churn 0.75-0.88, default 0.70-0.82, abuse 0.90-0.98."""
+    labels = _labels(settings, dates.oot)
+    users = truth.read_truth(settings, "users")
+    days = truth.meta(settings)["days"]
+
+    eligible = labels[labels.churn_eligible]
+    p = truth.churn_probability(users, truth.as_of_day(settings, dates.oot), days).reindex(eligible.index)
+    churn = roc_auc_score(eligible.churn, p)
+
+    apps = pd.concat([_labels(settings, d) for d in (dates.train, dates.oot)]).dropna(subset=["application_id"])
+    pd_true = truth.read_truth(settings, "loan_applications").set_index("application_id").pd
+    default = roc_auc_score(apps.default_90d, pd_true.reindex(apps.application_id.astype(int)))
+
+    u = users.set_index("user_id").reindex(labels.index)
+    abuse = roc_auc_score(u.is_abuser, u.p_abuse)
+
+    figures = {"oracle_auc_churn": churn, "oracle_auc_default": default, "oracle_auc_abuse": abuse}
+    for k, v in figures.items():
+        record_property(k, round(v, 3))
+    print("oracle figures:", {k: round(v, 3) for k, v in figures.items()})
+    assert 0.75 <= churn <= 0.88
+    assert 0.70 <= default <= 0.82
+    assert 0.90 <= abuse <= 0.98
+
+
+def test_churn_oracle_is_calibrated(settings, dates):
+    labels = _labels(settings, dates.oot)
+    eligible = labels[labels.churn_eligible]
+    p = truth.churn_probability(truth.read_truth(settings, "users"), truth.as_of_day(settings, dates.oot),
+                                truth.meta(settings)["days"]).reindex(eligible.index)
+    assert abs(p.mean() - eligible.churn.mean()) < 0.02
+
+
+def test_uplift_varies_and_beats_propensity_ranking(settings):
+    t = truth.read_truth(settings, "campaign_assignments")
+    uplift = t.p_treated - t.p_control
+    assert (uplift > 0.02).mean() > 0.1, "some gain"
+    assert (uplift.abs() < 0.005).mean() > 0.3, "many none"
+    assert 0.002 < (uplift < -0.002).mean() < 0.1, "a few are put off"
+
+    def captured(order: pd.Series, share: float = 0.3) -> float:
+        top = order.sort_values(ascending=False).index[: int(len(order) * share)]
+        return uplift.loc[top].sum()
+
+    by_uplift, by_propensity = captured(uplift), captured(t.p_treated)
+    assert by_propensity < 0.8 * by_uplift, (by_propensity, by_uplift)

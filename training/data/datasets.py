@@ -1,0 +1,244 @@
+"""Training and out-of-time sets per model, from the snapshots or from a user's own table."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scoring.settings import Settings
+from scoring.uplift import OFFER
+from training.data import truth
+from training.data.snapshots import SnapshotDates, history, snapshot_paths
+
+log = logging.getLogger(__name__)
+
+# The simulated campaign log's outcome and assignment columns.
+TARGET, TREATMENT = "converted", "treatment"
+ID_PATTERN = re.compile(r"(^id$|_id$|^id_)", re.IGNORECASE)
+MAX_CATEGORIES = 200
+
+
+@dataclass
+class Dataset:
+    """Features and target for fitting and for the out-of-time (or held-out) check."""
+
+    name: str
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    split: str
+    sources: dict[str, str]
+    oracle: np.ndarray | None = None  # true probability of the test rows, where the simulator knows it
+    y_truth: np.ndarray | None = None  # full truth of the test rows where labels are partial (abuse)
+    exclude: set[str] = field(default_factory=set)
+
+
+def _snapshot(settings: Settings, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
+    p = snapshot_paths(settings, as_of)
+    if not p.features.exists():
+        raise FileNotFoundError(f"no snapshot as of {as_of}: run `python -m training features` first")
+    return pd.read_parquet(p.features), pd.read_parquet(p.labels)
+
+
+def churn(settings: Settings, dates: SnapshotDates) -> Dataset:
+    """Users active in the 30 days before the snapshot; label: no launch in the 30 days after."""
+    (f_tr, l_tr), (f_te, l_te) = _snapshot(settings, dates.train), _snapshot(settings, dates.oot)
+    tr, te = l_tr[l_tr.churn_eligible].index, l_te[l_te.churn_eligible].index
+    oracle = None
+    if settings.truth_dir.exists():
+        users = truth.read_truth(settings, "users")
+        oracle = truth.churn_probability(
+            users, truth.as_of_day(settings, dates.oot), truth.meta(settings)["days"]
+        ).reindex(te).to_numpy()
+    return Dataset(
+        "churn", f_tr.loc[tr], l_tr.loc[tr, "churn"].to_numpy(), f_te.loc[te], l_te.loc[te, "churn"].to_numpy(),
+        split=f"out-of-time: train as of {dates.train}, test as of {dates.oot}",
+        sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
+        oracle=oracle,
+    )
+
+
+def abuse(settings: Settings, dates: SnapshotDates, test_share: float = 0.3) -> Dataset:
+    """Confirmed abusers against everyone else (unconfirmed accounts are unlabelled, not clean).
+
+    Users are split by id so the test users' confirmations were never seen in training; the test
+    features come from the later snapshot.
+    """
+    (f_tr, l_tr), (f_te, l_te) = _snapshot(settings, dates.train), _snapshot(settings, dates.oot)
+    held_out = (f_te.index.to_numpy() * 2654435761 % 1000) < test_share * 1000
+    tr = f_tr.index[~np.isin(f_tr.index, f_te.index[held_out])]
+    te = f_te.index[held_out]
+    oracle = y_truth = None
+    if settings.truth_dir.exists():
+        users = truth.read_truth(settings, "users").set_index("user_id").reindex(te)
+        oracle, y_truth = users.p_abuse.to_numpy(), users.is_abuser.to_numpy().astype(int)
+    return Dataset(
+        "abuse", f_tr.loc[tr], l_tr.loc[tr, "abuse_confirmed"].to_numpy(),
+        f_te.loc[te], l_te.loc[te, "abuse_confirmed"].to_numpy(),
+        split=f"users held out by id ({test_share:.0%}); train as of {dates.train}, test as of {dates.oot}",
+        sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
+        oracle=oracle, y_truth=y_truth,
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"no table at {path}")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: expected a .parquet or .csv file")
+
+
+def detect_date_column(df: pd.DataFrame) -> str | None:
+    for c in df.columns:
+        if pd.api.types.is_datetime64_any_dtype(df[c]):
+            return c
+    for c in df.columns:
+        if "date" in c.lower() and not pd.api.types.is_numeric_dtype(df[c]):
+            if pd.to_datetime(df[c], errors="coerce").notna().mean() > 0.95:
+                return c
+    return None
+
+
+def from_table(path: Path, target: str, id_columns: list[str] | None = None, date_column: str | None = None,
+               test_share: float = 0.2, seed: int = 0) -> Dataset:
+    """A flat table of features: ids and dates declared or detected, out-of-time split when dated."""
+    df = read_table(path)
+    if target not in df.columns:
+        raise KeyError(f"target column {target!r} not in {path.name}: columns are {list(df.columns)}")
+    y = df[target]
+    if y.isna().any():
+        raise ValueError(f"target column {target!r} has {int(y.isna().sum())} missing values")
+    values = sorted(pd.unique(y))
+    if len(values) != 2:
+        raise ValueError(f"target column {target!r} must be binary, found values {values[:10]}")
+    y = (y == values[1]).astype(int).to_numpy()
+
+    ids = id_columns if id_columns is not None else [c for c in df.columns if ID_PATTERN.search(c) and c != target]
+    date_column = date_column or detect_date_column(df.drop(columns=[target]))
+    exclude = {target, *ids} | ({date_column} if date_column else set())
+    for c in df.columns:
+        if c not in exclude and not pd.api.types.is_numeric_dtype(df[c]) and df[c].nunique() > MAX_CATEGORIES:
+            log.warning("dropping %s: %d categories is too many for a categorical feature", c, df[c].nunique())
+            exclude.add(c)
+    X = df.drop(columns=sorted(exclude))
+    for c in X.columns:
+        if not pd.api.types.is_numeric_dtype(X[c]):
+            X[c] = X[c].astype(str)
+
+    if date_column:
+        when = pd.to_datetime(df[date_column]).to_numpy()
+        days = np.unique(when)
+        share_from = 1 - np.searchsorted(np.sort(when), days, side="left") / len(when)
+        # The latest cut that still leaves test_share of the rows on or after it.
+        cut = days[share_from >= test_share][-1]
+        test = when >= cut
+        split = f"out-of-time on {date_column}: test from {pd.Timestamp(cut).date()}"
+    else:
+        test = np.random.default_rng(seed).random(len(df)) < test_share
+        split = f"random {test_share:.0%} held out (seed {seed})"
+    if test.sum() == 0 or (~test).sum() == 0:
+        raise ValueError("the split left no rows on one side; check the date column")
+    return Dataset(
+        path.stem, X[~test], y[~test], X[test], y[test], split=split,
+        sources={"train": str(path), "test": str(path)}, exclude=exclude,
+    )
+
+
+def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
+    """Users who apply for a loan in the 30 days after each snapshot; label: default within 90 days.
+    Training stacks the applications after the train snapshot and after each earlier one."""
+    train = [_snapshot(settings, d) for d in (dates.train, *history(settings, dates))]
+    f_te, l_te = _snapshot(settings, dates.oot)
+    applied = [l.index[l.application_id.notna()] for _, l in train]
+    f_tr = pd.concat([f.loc[i] for (f, _), i in zip(train, applied)])
+    y_tr = np.concatenate([l.loc[i, "default_90d"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
+    te = l_te.index[l_te.application_id.notna()]
+    oracle = None
+    if settings.truth_dir.exists():
+        true_pd = truth.read_truth(settings, "loan_applications").set_index("application_id")["pd"]
+        oracle = true_pd.reindex(l_te.loc[te, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
+    return Dataset(
+        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
+        split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
+              f"after {dates.oot} (test)",
+        sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
+        oracle=oracle,
+    )
+
+
+@dataclass
+class UpliftData:
+    """A Dataset whose X_* also hold the 0/1 treatment column (excluded from the spec); y = converted;
+    oracle = true uplift of the test rows where the simulator knows it."""
+
+    ds: Dataset
+    target: str
+    treatment: str
+
+    @property
+    def t_train(self) -> np.ndarray:
+        return self.ds.X_train[self.treatment].to_numpy(dtype=int)
+
+    @property
+    def t_test(self) -> np.ndarray:
+        return self.ds.X_test[self.treatment].to_numpy(dtype=int)
+
+
+def treatment_arm(values: pd.Series, column: str) -> np.ndarray:
+    """The 0/1 assignment; labels, missing values or other codes are refused, naming the column."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = ~numeric.isin([0, 1])
+    if bad.any():
+        found = sorted({str(v) for v in values[bad]})[:5]
+        raise ValueError(f"treatment column {column!r} must be 0/1 (randomised assignment), found {found}")
+    return numeric.to_numpy(dtype=int)
+
+
+def _campaign_rows(settings: Settings, as_of: date) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Offer, treatment and user features of each campaign send in the window after `as_of`."""
+    p = snapshot_paths(settings, as_of)
+    if not p.response.exists():
+        raise FileNotFoundError(f"no campaign responses as of {as_of}: run `python -m training features` first")
+    resp = pd.read_parquet(p.response)
+    X = resp[["user_id", *OFFER, TREATMENT]].join(pd.read_parquet(p.features), on="user_id").set_index("user_id")
+    return X, resp[TARGET].to_numpy(), resp[["campaign_id", "user_id"]]
+
+
+def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
+    """Campaigns sent in the 30 days after the train snapshot and after each earlier one, validated on
+    those after the OOT one. Every window is a randomised log, so stacking them is unbiased; it gives
+    the learners four times the campaigns (and every offer and channel) to learn from."""
+    parts = [_campaign_rows(settings, d) for d in (dates.train, *history(settings, dates))]
+    X_tr, y_tr = pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    X_te, y_te, keys = _campaign_rows(settings, dates.oot)
+    oracle = None
+    if settings.truth_dir.exists():
+        p = keys.merge(truth.read_truth(settings, "campaign_assignments"), on=["campaign_id", "user_id"], how="left")
+        oracle = (p.p_treated - p.p_control).to_numpy()
+    roots = {k: str(snapshot_paths(settings, d).root) for k, d in (("train", dates.train), ("test", dates.oot))}
+    ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle, exclude={TREATMENT}, sources=roots,
+                 split=f"out-of-time: campaigns after {dates.train} and {len(parts) - 1} earlier snapshots "
+                       f"for training, after {dates.oot} for test")
+    return UpliftData(ds, TARGET, TREATMENT)
+
+
+def response_table(path: Path, target: str, treatment: str) -> UpliftData:
+    """A flat randomised campaign log; ids, dates and the split as `from_table` does them."""
+    ds = from_table(path, target)
+    if treatment not in ds.X_train.columns:
+        raise KeyError(f"treatment column {treatment!r} not among the feature columns of {path.name}")
+    for X in (ds.X_train, ds.X_test):
+        X[treatment] = treatment_arm(X[treatment], treatment)
+    if ds.X_train[treatment].nunique() < 2:
+        raise ValueError(f"treatment column {treatment!r} has only one arm in the training rows")
+    return UpliftData(replace(ds, exclude=ds.exclude | {treatment}), target, treatment)

@@ -1,0 +1,199 @@
+"""The warehouse contract: tables, columns, types, meaning and keys.
+
+A bank's own data is loaded against this contract (`python -m training load DIR`);
+the simulator is just one producer of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, INCENTIVES
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # DuckDB type
+    description: str
+    nullable: bool = False
+    allowed: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
+
+USERS = Table(
+    "users",
+    "One row per registered user; static attributes captured at signup.",
+    ("user_id",),
+    (
+        Column("user_id", "BIGINT", "Stable user identifier."),
+        Column("signup_date", "DATE", "Registration date."),
+        Column("age", "SMALLINT", "Age in years at signup.", min=18, max=100),
+        Column("gender", "VARCHAR", "Self-declared gender (protected attribute).", allowed=("F", "M")),
+        Column("city_tier", "SMALLINT", "1 (tier-1 city) to 5.", min=1, max=5),
+        Column("acquisition_channel", "VARCHAR", "How the user arrived.", allowed=ACQUISITION_CHANNELS),
+        Column("inviter_id", "BIGINT", "User who invited this one (invite channel only).", nullable=True),
+        Column("device_id", "VARCHAR", "Device fingerprint at signup."),
+        Column("ip", "VARCHAR", "IP address at signup."),
+        Column("phone_prefix", "VARCHAR", "First three digits of the phone number."),
+        Column("is_virtual_carrier", "BOOLEAN", "Phone range belongs to a virtual carrier (MVNO)."),
+        Column("income_band", "SMALLINT", "Declared income band, 1 (lowest) to 5.", min=1, max=5),
+        Column("kyc_level", "SMALLINT", "0 none, 1 ID verified, 2 ID + face.", min=0, max=2),
+        Column("bound_card", "BOOLEAN", "A bank card is bound to the account."),
+        Column("credit_line", "DOUBLE", "Granted credit line in CNY (0 when none).", min=0),
+    ),
+)
+
+ACTIVITY = Table(
+    "daily_activity",
+    "One row per user and day with any app launch or message received.",
+    ("user_id", "activity_date"),
+    (
+        Column("user_id", "BIGINT", "User."),
+        Column("activity_date", "DATE", "Calendar day."),
+        Column("launches", "SMALLINT", "App launches that day.", min=0),
+        Column("pv_loans", "SMALLINT", "Page views in the loans section.", min=0),
+        Column("pv_wealth", "SMALLINT", "Page views in the wealth section.", min=0),
+        Column("pv_credit_card", "SMALLINT", "Page views in the credit-card section.", min=0),
+        Column("pv_activity", "SMALLINT", "Page views in the activity centre.", min=0),
+        Column("push_received", "SMALLINT", "Push notifications received.", min=0),
+        Column("push_opened", "SMALLINT", "Push notifications opened.", min=0),
+        Column("sms_received", "SMALLINT", "Marketing SMS received.", min=0),
+        Column("sms_opened", "SMALLINT", "Marketing SMS links opened.", min=0),
+    ),
+)
+
+TRANSACTIONS = Table(
+    "transactions",
+    "Money movements: fund purchases/redemptions, loan draw-downs and repayments, offer redemptions.",
+    ("txn_id",),
+    (
+        Column("txn_id", "BIGINT", "Transaction identifier."),
+        Column("user_id", "BIGINT", "User."),
+        Column("txn_date", "DATE", "Booking date."),
+        Column("txn_type", "VARCHAR", "Kind of movement.", allowed=TXN_TYPES),
+        Column("amount", "DOUBLE", "Amount in CNY.", min=0),
+        Column("days_late", "SMALLINT", "Repayments only: days past due.", nullable=True, min=0),
+    ),
+)
+
+CAMPAIGNS = Table(
+    "campaigns",
+    "Randomised marketing campaigns.",
+    ("campaign_id",),
+    (
+        Column("campaign_id", "INTEGER", "Campaign identifier."),
+        Column("send_date", "DATE", "Day the incentive was sent."),
+        Column("incentive", "VARCHAR", "Incentive type.", allowed=INCENTIVES),
+        Column("channel", "VARCHAR", "Contact channel.", allowed=CONTACT_CHANNELS),
+        Column("send_hour", "SMALLINT", "Hour of day of the send.", min=0, max=23),
+    ),
+)
+
+ASSIGNMENTS = Table(
+    "campaign_assignments",
+    "Users in a campaign, randomly assigned to treatment or control, with the 7-day outcome.",
+    ("campaign_id", "user_id"),
+    (
+        Column("campaign_id", "INTEGER", "Campaign."),
+        Column("user_id", "BIGINT", "User."),
+        Column("treatment", "BOOLEAN", "True when the incentive was sent (random assignment)."),
+        Column("converted", "BOOLEAN", "Converted within 7 days of the send date."),
+    ),
+)
+
+LOANS = Table(
+    "loan_applications",
+    "Loan applications; the 90-day default outcome becomes known at outcome_date.",
+    ("application_id",),
+    (
+        Column("application_id", "BIGINT", "Application identifier."),
+        Column("user_id", "BIGINT", "Applicant."),
+        Column("applied_date", "DATE", "Application date."),
+        Column("amount", "DOUBLE", "Requested amount in CNY.", min=0),
+        Column("default_90d", "BOOLEAN", "Defaulted within 90 days."),
+        Column("outcome_date", "DATE", "Day the outcome is known (applied_date + 90)."),
+    ),
+)
+
+ABUSE_REPORTS = Table(
+    "abuse_reports",
+    "Accounts confirmed as promo abusers by the investigations team (a fraction of all abusers).",
+    ("user_id",),
+    (
+        Column("user_id", "BIGINT", "Confirmed abuser."),
+        Column("reported_date", "DATE", "Day the confirmation was recorded."),
+    ),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, LOANS, ABUSE_REPORTS)
+}
+
+
+def validate(table: Table, df: pd.DataFrame) -> list[str]:
+    """Problems with df against the contract, each naming table, column and offending rows."""
+    problems: list[str] = []
+    missing = [c for c in table.column_names if c not in df.columns]
+    if missing:
+        return [f"{table.name}: missing columns {missing}"]
+    extra = [c for c in df.columns if c not in table.column_names]
+    if extra:
+        problems.append(f"{table.name}: unexpected columns {extra}")
+
+    def rows(mask: pd.Series) -> str:
+        idx = list(mask[mask].index[:5])
+        return f"{int(mask.sum())} rows (first: {idx})"
+
+    for col in table.columns:
+        s = df[col.name]
+        nulls = s.isna()
+        if not col.nullable and nulls.any():
+            problems.append(f"{table.name}.{col.name}: nulls not allowed, {rows(nulls)}")
+        present = s[~nulls]
+        if col.dtype in ("BIGINT", "INTEGER", "SMALLINT", "DOUBLE"):
+            num = pd.to_numeric(present, errors="coerce")
+            bad = num.isna()
+            if bad.any():
+                problems.append(f"{table.name}.{col.name}: not numeric, {rows(bad)}")
+                continue
+            if col.dtype != "DOUBLE" and ((num % 1) != 0).any():
+                problems.append(f"{table.name}.{col.name}: not an integer, {rows((num % 1) != 0)}")
+            if col.min is not None and (num < col.min).any():
+                problems.append(f"{table.name}.{col.name}: below {col.min}, {rows(num < col.min)}")
+            if col.max is not None and (num > col.max).any():
+                problems.append(f"{table.name}.{col.name}: above {col.max}, {rows(num > col.max)}")
+        elif col.dtype == "DATE":
+            bad = pd.to_datetime(present, errors="coerce").isna()
+            if bad.any():
+                problems.append(f"{table.name}.{col.name}: not a date, {rows(bad)}")
+        elif col.dtype == "BOOLEAN":
+            bad = ~present.isin([True, False, 0, 1, "true", "false", "True", "False"])
+            if bad.any():
+                problems.append(f"{table.name}.{col.name}: not a boolean, {rows(bad)}")
+        if col.allowed is not None:
+            bad = ~present.isin(col.allowed)
+            if bad.any():
+                problems.append(
+                    f"{table.name}.{col.name}: values outside {list(col.allowed)}, {rows(bad)}"
+                )
+    if not problems and df.duplicated(list(table.key)).any():
+        problems.append(f"{table.name}: duplicate key {list(table.key)}, {rows(df.duplicated(list(table.key)))}")
+    return problems

@@ -1,0 +1,35 @@
+"""Named seed audiences: SQL over the warehouse or id lists, materialised into the serving snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scoring.seeds import seed_folder
+from scoring.settings import Settings
+from training.data import warehouse
+
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+
+
+def materialise(settings: Settings, source: Path = SEEDS_DIR) -> dict[str, int]:
+    """Evaluate every seeds/*.sql and copy every seeds/*.csv; return the size of each seed."""
+    out = seed_folder(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes: dict[str, int] = {}
+    with warehouse.connect(settings) as con:
+        for path in sorted(source.glob("*.sql")):
+            ids = con.execute(path.read_text()).df()
+            sizes[path.stem] = _write(ids, out / f"{path.stem}.parquet", path)
+    for path in sorted(source.glob("*.csv")):
+        sizes[path.stem] = _write(pd.read_csv(path), out / f"{path.stem}.parquet", path)
+    return sizes
+
+
+def _write(ids: pd.DataFrame, target: Path, source: Path) -> int:
+    if "user_id" not in ids.columns:
+        raise ValueError(f"seed {source.name} must yield a user_id column, got {list(ids.columns)}")
+    ids = ids[["user_id"]].drop_duplicates().astype({"user_id": "int64"}).sort_values("user_id")
+    ids.to_parquet(target, index=False)
+    return len(ids)

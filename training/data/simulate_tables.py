@@ -1,0 +1,269 @@
+"""The state `training.data.simulate` passes between its stages, and the tables it is assembled into.
+
+Latent traits, the churn model and the event rows collected day by day become the warehouse
+tables and the ground-truth tables here.
+
+A helper of `training.data.simulate`, the public module: that module imports this one, never the reverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+# Transaction types, coded by their index while simulating.
+TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
+OFFER_AMOUNT = 20.0
+
+
+@dataclass(frozen=True)
+class Latent:
+    """Per-user traits drawn with the users; the warehouse records none of them."""
+
+    ring: np.ndarray  # ring index, -1 outside any ring
+    z_e: np.ndarray  # engagement
+    z_p: np.ndarray  # price sensitivity
+    z_f: np.ndarray  # contact-fatigue sensitivity
+    z_r_obs: np.ndarray  # credit risk visible through repayment behaviour
+    z_r_hidden: np.ndarray  # credit risk nothing observes
+    value: np.ndarray
+    signup: np.ndarray  # signup day; negative before the simulated window
+
+
+@dataclass(frozen=True)
+class Churn:
+    """Each user's launch and leave parameters: the oracle recomputes churn from them (truth table)."""
+
+    base: np.ndarray
+    trend: np.ndarray
+    honey: np.ndarray
+    die_offset: np.ndarray
+    redeem: np.ndarray  # day the new-user offer is redeemed, far in the past for those who never do
+    death: np.ndarray  # first day gone (NEVER for those who stay); set at each boundary
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the users table records of a user besides ids, devices and signup."""
+
+    age: np.ndarray
+    gender: np.ndarray
+    income_band: np.ndarray
+    city_tier: np.ndarray
+    kyc: np.ndarray
+    bound_card: np.ndarray
+    credit_line: np.ndarray
+    channel: np.ndarray
+    virtual: np.ndarray
+    prefix: np.ndarray
+
+
+@dataclass(frozen=True)
+class Population:
+    """Each user as the day loop reads them; of these it updates `churn.death` and `last_active` in place.
+
+    The observed attributes are the users table's columns, in its dtypes.
+    """
+
+    lat: Latent
+    churn: Churn
+    is_ring: np.ndarray
+    bound_card: np.ndarray
+    income: np.ndarray
+    credit_line: np.ndarray
+    kyc: np.ndarray
+    young: np.ndarray
+    push_rate: np.ndarray  # daily chance of a push while on the message list
+    sms_rate: np.ndarray
+    pref: np.ndarray  # page views per launch: loans, wealth, credit card, activity centre
+    open_p: np.ndarray  # chance of opening a message
+    fund_p: np.ndarray  # chance of a fund purchase on an active day
+    repay_late: np.ndarray  # mean days late of a repayment
+    util: np.ndarray  # share of the credit line drawn
+    last_active: np.ndarray  # day of the last launch
+
+
+@dataclass(frozen=True)
+class Abuse:
+    """Who abuses the app, and which abusers are reported before the data ends."""
+
+    p_abuse: np.ndarray
+    is_abuser: np.ndarray
+    confirmed: np.ndarray
+    report_day: np.ndarray
+
+
+@dataclass
+class Events:
+    """Rows collected while simulating: per table, one tuple of parallel arrays per batch."""
+
+    activity: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    transactions: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    loans: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    assignments: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    campaigns: list[tuple[int, int, str, str, int]] = field(default_factory=list)
+
+    def add_activity(self, idx: np.ndarray, day: np.ndarray, launches: np.ndarray, pv: np.ndarray,
+                     msg: np.ndarray) -> None:
+        """One batch of activity rows in compact dtypes: a million users make tens of millions of rows."""
+        self.activity.append((idx.astype(np.int32), day.astype(np.int16), launches.astype(np.int16),
+                              pv.astype(np.int16), msg.astype(np.int8)))
+
+    def add_transactions(self, idx: np.ndarray, day: int | np.ndarray, txn_type: str, amount: np.ndarray,
+                         late: np.ndarray | None = None) -> None:
+        """Transactions of one type; `day` is one day for all or one per row, `late` only for repayments."""
+        k = len(idx)
+        self.transactions.append((idx, np.full(k, day), np.full(k, TXN_TYPES.index(txn_type)), amount,
+                                  np.full(k, -1) if late is None else late))
+
+
+def _nullable(values: np.ndarray, present: np.ndarray, dtype: str) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(values.astype(dtype.lower()), ~present)
+
+
+def _day_to_date(start: np.datetime64, day: np.ndarray) -> np.ndarray:
+    return (start + day.astype("timedelta64[D]")).astype("datetime64[s]")
+
+
+def _cat(rows: list[tuple], j: int) -> np.ndarray:
+    """Column j of every batch, end to end."""
+    return np.concatenate([r[j] for r in rows])
+
+
+def users_frame(user_id: np.ndarray, signup: np.ndarray, p: Profile, inviter: np.ndarray, device: np.ndarray,
+                ip: np.ndarray) -> pd.DataFrame:
+    """The users as the simulator keeps them: with the signup day, not yet its date."""
+    return pd.DataFrame(
+        {
+            "user_id": user_id,
+            "signup_day": signup,
+            "age": p.age.astype(np.int16),
+            "gender": p.gender,
+            "city_tier": p.city_tier.astype(np.int16),
+            "acquisition_channel": p.channel,
+            "inviter_id": _nullable(inviter, inviter > 0, "Int64"),
+            "device_id": device.astype(str),
+            "ip": ip.astype(str),
+            "phone_prefix": p.prefix,
+            "is_virtual_carrier": p.virtual,
+            "income_band": p.income_band.astype(np.int16),
+            "kyc_level": p.kyc.astype(np.int16),
+            "bound_card": p.bound_card,
+            "credit_line": p.credit_line,
+        }
+    )
+
+
+def _users_table(users: pd.DataFrame, start: np.datetime64) -> pd.DataFrame:
+    out = users.drop(columns="signup_day")
+    out.insert(1, "signup_date", _day_to_date(start, users["signup_day"].to_numpy()))
+    return out
+
+
+def _activity_table(rows: list[tuple], uid: np.ndarray, start: np.datetime64) -> pd.DataFrame:
+    idx, day, launches, pv, msg = (_cat(rows, j) for j in range(5))
+    act = pd.DataFrame({"user_id": uid[idx], "activity_date": _day_to_date(start, day),
+                        "launches": launches.astype(np.int16)})
+    for j, col in enumerate(["pv_loans", "pv_wealth", "pv_credit_card", "pv_activity"]):
+        act[col] = pv[:, j].astype(np.int16)
+    for j, col in enumerate(["push_received", "push_opened", "sms_received", "sms_opened"]):
+        act[col] = msg[:, j].astype(np.int16)
+    return act
+
+
+def _transactions_table(rows: list[tuple], uid: np.ndarray, start: np.datetime64) -> pd.DataFrame:
+    idx, day, txn_type, amount, late = (_cat(rows, j) for j in range(5))
+    return pd.DataFrame(
+        {
+            "txn_id": np.arange(1, len(idx) + 1, dtype=np.int64),
+            "user_id": uid[idx],
+            "txn_date": _day_to_date(start, day),
+            "txn_type": np.array(TXN_TYPES)[txn_type],
+            "amount": np.round(amount, 2),
+            "days_late": _nullable(late, late >= 0, "Int16"),
+        }
+    )
+
+
+def _campaigns_table(rows: list[tuple[int, int, str, str, int]], start: np.datetime64) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "campaign_id": np.array([c[0] for c in rows], dtype=np.int32),
+            "send_date": _day_to_date(start, np.array([c[1] for c in rows])),
+            "incentive": [c[2] for c in rows],
+            "channel": [c[3] for c in rows],
+            "send_hour": np.array([c[4] for c in rows], dtype=np.int16),
+        }
+    )
+
+
+def _assignment_tables(rows: list[tuple], uid: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The assignments as the warehouse holds them, and each one's conversion probabilities (truth)."""
+    keys = {"campaign_id": _cat(rows, 0).astype(np.int32), "user_id": uid[_cat(rows, 1)]}
+    table = pd.DataFrame({**keys, "treatment": _cat(rows, 2), "converted": _cat(rows, 3)})
+    truth = pd.DataFrame({**keys, "p_treated": _cat(rows, 4), "p_control": _cat(rows, 5)})
+    return table, truth
+
+
+def _loan_tables(rows: list[tuple], uid: np.ndarray, start: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The applications with their 90-day outcome, and each one's true default probability (truth)."""
+    idx, day = _cat(rows, 0), _cat(rows, 1)
+    app_id = np.arange(1, len(idx) + 1, dtype=np.int64)
+    table = pd.DataFrame(
+        {
+            "application_id": app_id,
+            "user_id": uid[idx],
+            "applied_date": _day_to_date(start, day),
+            "amount": _cat(rows, 2),
+            "default_90d": _cat(rows, 4),
+            "outcome_date": _day_to_date(start, day + 90),
+        }
+    )
+    return table, pd.DataFrame({"application_id": app_id, "pd": _cat(rows, 3)})
+
+
+def _users_truth(uid: np.ndarray, latent: Latent, churn: Churn, abuse: Abuse) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": uid,
+            "ring_id": latent.ring,
+            "p_abuse": abuse.p_abuse,
+            "is_abuser": abuse.is_abuser,
+            "signup_day": latent.signup,
+            "active_base": churn.base,
+            "active_trend": churn.trend,
+            "active_honey": churn.honey,
+            "die_offset": churn.die_offset,
+            "death_day": churn.death,
+            "redeem_day": churn.redeem,
+            "value": latent.value,
+            "z_engagement": latent.z_e,
+            "z_price": latent.z_p,
+            "z_fatigue": latent.z_f,
+        }
+    )
+
+
+def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, events: Events,
+             abuse: Abuse) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """The warehouse tables (the contract) and the ground-truth tables."""
+    day0 = np.datetime64(start, "D")
+    uid = users["user_id"].to_numpy()
+    assignments, assignments_truth = _assignment_tables(events.assignments, uid)
+    loans, loans_truth = _loan_tables(events.loans, uid, day0)
+    tables = {
+        "users": _users_table(users, day0),
+        "daily_activity": _activity_table(events.activity, uid, day0),
+        "transactions": _transactions_table(events.transactions, uid, day0),
+        "campaigns": _campaigns_table(events.campaigns, day0),
+        "campaign_assignments": assignments,
+        "loan_applications": loans,
+        "abuse_reports": pd.DataFrame({"user_id": uid[abuse.confirmed],
+                                       "reported_date": _day_to_date(day0, abuse.report_day[abuse.confirmed])}),
+    }
+    truth = {"campaign_assignments": assignments_truth, "loan_applications": loans_truth,
+             "users": _users_truth(uid, latent, churn, abuse)}
+    return tables, truth

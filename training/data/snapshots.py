@@ -1,0 +1,111 @@
+"""Point-in-time snapshots on disk: where they live, which dates they are taken on, and building them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from scoring.artifacts import file_sha256
+from scoring.settings import Settings
+from training.data import features, warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotPaths:
+    root: Path
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features.parquet"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels.parquet"
+
+    @property
+    def response(self) -> Path:
+        return self.root / "response.parquet"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+
+def snapshot_paths(settings: Settings, as_of: date) -> SnapshotPaths:
+    return SnapshotPaths(settings.features_dir / f"as_of={pd.Timestamp(as_of).date().isoformat()}")
+
+
+@dataclass(frozen=True)
+class SnapshotDates:
+    train: date
+    oot: date
+    serving: date
+    history: tuple[date, ...] = ()  # earlier training snapshots, newest first
+
+
+def default_dates(settings: Settings) -> SnapshotDates:
+    """Train and out-of-time snapshots one label window apart, each with a full window after it, and up to
+    `settings.history_snapshots` earlier ones (back to the first campaign) whose windows add training rows."""
+    with warehouse.connect(settings) as con:
+        end = warehouse.data_end(con)
+        first = con.execute("SELECT min(send_date) FROM campaigns").fetchone()[0]
+    w = pd.Timedelta(days=settings.label_window_days)
+    train = end - 2 * w
+    earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
+    history = tuple(d.date() for d in earlier if first is not None and d > pd.Timestamp(first))
+    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history)
+
+
+def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
+    files = [p for p in (paths.features, paths.labels, paths.response) if p.exists()]
+    paths.manifest.write_text(json.dumps(
+        {"as_of": pd.Timestamp(as_of).date().isoformat(), "rows": rows,
+         "sha256": {p.name: file_sha256(p) for p in files}}, indent=2))
+
+
+def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True) -> SnapshotPaths:
+    paths = snapshot_paths(settings, as_of)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with warehouse.connect(settings) as con:
+        if with_labels:
+            end = warehouse.data_end(con)
+            if pd.Timestamp(as_of) + pd.Timedelta(days=settings.label_window_days) > end:
+                raise ValueError(
+                    f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
+                )
+        feats = features.compute_features(con, as_of)
+        feats.to_parquet(paths.features)
+        if with_labels:
+            features.compute_labels(con, as_of, settings.label_window_days).to_parquet(paths.labels)
+            features.compute_response(con, as_of, settings.label_window_days).to_parquet(paths.response, index=False)
+    write_manifest(paths, as_of, len(feats))
+    return paths
+
+
+def build_serving_snapshot(settings: Settings, as_of: date) -> None:
+    """Features as of the end of the data: what the service looks users up in."""
+    paths = build_snapshot(settings, as_of, with_labels=False)
+    settings.snapshot_dir.mkdir(parents=True, exist_ok=True)
+    for p in (paths.features, paths.manifest):
+        shutil.copy2(p, settings.snapshot_dir / p.name)
+
+
+def history(settings: Settings, dates: SnapshotDates) -> list[date]:
+    """The earlier snapshots whose label windows add training rows, built on first use.
+
+    Only the response and credit training read them, so `features` (and the serving path) does not
+    pay for them.
+    """
+    for as_of in dates.history:
+        if not snapshot_paths(settings, as_of).labels.exists():
+            log.info("building the earlier snapshot as of %s for training", as_of)
+            build_snapshot(settings, as_of)
+    return list(dates.history)

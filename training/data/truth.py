@@ -1,0 +1,48 @@
+"""Oracle probabilities from the simulator's ground truth (evaluation only; features never read it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from scoring.settings import Settings
+from training.data.simulate import active_logit, die_logit, is_boundary, sigmoid
+
+
+def read_truth(settings: Settings, name: str) -> pd.DataFrame:
+    path = settings.truth_dir / f"{name}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no ground truth at {path}: oracle figures need simulated data")
+    return pd.read_parquet(path)
+
+
+def meta(settings: Settings) -> dict:
+    return json.loads((settings.truth_dir / "meta.json").read_text())
+
+
+def as_of_day(settings: Settings, as_of: date) -> int:
+    """Day index of a date in the simulation (day 0 is its first day)."""
+    return int((pd.Timestamp(as_of) - pd.Timestamp(meta(settings)["start"])).days)
+
+
+def churn_probability(truth_users: pd.DataFrame, day: int, days: int, window: int = 30) -> pd.Series:
+    """P(no launch in [day, day+window)) for users not gone before `day`, from latent parameters.
+
+    `days` is the simulated length (meta.json), which fixes where the leave boundaries fall.
+    """
+    t = truth_users
+    args = [t[c].to_numpy() for c in ("active_base", "active_trend", "active_honey", "signup_day")]
+    alive_quiet = np.ones(len(t))  # P(still here and no launch so far)
+    gone_quiet = np.zeros(len(t))  # P(left at a boundary and no launch before)
+    for k in range(window):
+        logit = active_logit(*args, day + k)
+        if is_boundary(day + k, days):
+            p_die = sigmoid(die_logit(t["die_offset"].to_numpy(), logit))
+            gone_quiet += alive_quiet * p_die
+            alive_quiet *= 1.0 - p_die
+        alive_quiet *= 1.0 - sigmoid(logit)
+    p = np.where(t["death_day"].to_numpy() < day, 1.0, alive_quiet + gone_quiet)
+    return pd.Series(p, index=t["user_id"].to_numpy(), name="p_churn")
