@@ -58,7 +58,8 @@ class Layout:
         return cls(s, identity, columns, np.asarray(names, dtype=object),
                    {j: np.asarray(c, dtype=object) for j, c in labels.items()}, edges, segments,
                    names.index("ring_size") if ring_size and "ring_size" in names else None,
-                   names, labels, edges.tolist(), heads, {j: [orjson.dumps(label) for label in c] for j, c in labels.items()})
+                   names, labels, edges.tolist(), heads,
+                   {j: [orjson.dumps(label) for label in c] for j, c in labels.items()})
 
     def fields(self, user_ids: bool) -> list[str]:
         """FIELDS resolved for this model: the keys of one result, in order."""
@@ -180,7 +181,8 @@ def one(layout: Layout, x: np.ndarray, k: int, user_ids: list | None) -> dict:
         value.update((name, round_to(extras[name], SCORE_DECIMALS).tolist()[0]) for name in s.columns)
         for name in s.per_feature:
             used = np.flatnonzero(extras[name][0] != 0)
-            value[name] = dict(zip(layout.names[used].tolist(), round_to(extras[name][:, used], PER_FEATURE_DECIMALS).tolist()[0]))
+            shown = round_to(extras[name][:, used], PER_FEATURE_DECIMALS).tolist()[0]
+            value[name] = dict(zip(layout.names[used].tolist(), shown))
     c = contrib.tolist()
     value["reasons"] = [_reason_one(layout, xs, j, c[j]) for j in top_reasons_one(c, k)]
     if layout.ring_size_column is not None:

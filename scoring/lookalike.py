@@ -3,7 +3,7 @@
 The embedding is rank-Gauss normalised snapshot features plus one-hot categories, L2-normalised,
 so inner product is cosine similarity. Protected attributes (age, gender) are their own
 dimensions: a credit offer zeroes them in the query, so they take no part in the similarity.
-The index is exact (IndexFlatIP) below EXACT_BELOW users and IVF above it.
+The index is exact (IndexFlatIP) below EXACT_INDEX_BELOW users and IVF above it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import pandas as pd
 from scipy.special import ndtri
 
 from scoring.snapshot import locate
+from scoring.thresholds import EXACT_INDEX_BELOW
 from scoring.vocabulary import CATEGORICAL, PROTECTED
 
-EXACT_BELOW = 200_000
 PROTECTED_NUMERIC = ("age",)
 QUANTILES = 101
 
@@ -86,7 +86,7 @@ class EmbeddingSpace:
 
 def build_index(vectors: np.ndarray) -> faiss.Index:
     n, d = vectors.shape
-    if n < EXACT_BELOW:
+    if n < EXACT_INDEX_BELOW:
         index = faiss.IndexFlatIP(d)
     else:
         nlist = int(4 * math.sqrt(n))

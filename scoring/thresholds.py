@@ -27,3 +27,7 @@ INLINE_ROWS = 64
 # Above this many ids, ids are searched in sorted order: that walks the snapshot's ids in one
 # direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).
 SORTED_SEARCH_IDS = 256
+# Below this many users the lookalike index is exact (IndexFlatIP), which is cheap there; above it
+# IVF with nprobe 24, which answers 1,000 seeds over 1M users, top 50k, in ~0.5 s
+# (`lookalike_1m_top50k_ms` in `make bench`).
+EXACT_INDEX_BELOW = 200_000

@@ -38,13 +38,13 @@ class Server:
 
 
 def start(cmd: list[str], env: dict[str, str], port: int, log: Path, ready_path: str = "/readyz",
-          timeout: float = 180, wait_ready: bool = True, workers: int = 0) -> Server:
+          timeout: float = 180, wait_ready: bool = True, workers: int = 0, cwd: Path = ROOT) -> Server:
     """Start `cmd` (its output in `log`) and wait until `ready_path` answers 200, or, without
     `wait_ready`, answers at all. With `workers`, also until that many BentoML workers say they
     are initialised: a worker still loading accepts no connections, so keep-alive connections
     opened before would all land on the first one ready."""
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -145,7 +145,8 @@ class Opscore:
         """Users who look like a seed audience, with the features that set the seed apart and a self-check."""
         w = self.worker
         if w.lookalike is None:
-            return refusal(ctx, 503, {"error": f"lookalike is not available: {w.problems.get('lookalike', 'not loaded')}"})
+            why = w.problems.get("lookalike", "not loaded")
+            return refusal(ctx, 503, {"error": f"lookalike is not available: {why}"})
         try:
             body, seed_rows = lookalike_audience(w.lookalike, w.snapshot, w.snapshot_path / "seeds", w.abuse_scores,
                                                  settings.lookalike_min_seed, req)

@@ -1,4 +1,5 @@
-"""The answer's renderings: one user alone answers exactly as in a batch; JSON text is the dicts as orjson writes them."""
+"""The answer's renderings: one user alone answers exactly as in a batch; JSON text is the dicts
+as orjson writes them."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking import fluent
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from scoring.registry import CHALLENGER, CHAMPION
@@ -22,12 +23,14 @@ METRIC = "oot_auc"
 
 
 def isolate_mlflow_uris(mp: pytest.MonkeyPatch) -> None:
-    """Undo, at teardown, what set_tracking_uri/set_registry_uri change: their globals and env vars."""
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+    """Undo, at teardown, what set_tracking_uri/set_registry_uri/set_experiment change: their globals
+    and env vars (the session's own store and experiment must come back for the tests after these)."""
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
         mp.setenv(var, "placeholder")  # records the original value (or its absence) for teardown
         mp.delenv(var)
     mp.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     mp.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    mp.setattr(fluent, "_active_experiment_id", None)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def store(tmp_path_factory):
         isolate_mlflow_uris(mp)
         settings = Settings(mlruns_dir=root / "mlruns", _env_file=None)
         setup_tracking(settings)
-        yield settings, experiment("gate-tests", settings)
+        exp_id = experiment("gate-tests", settings)
+        mlflow.set_experiment(experiment_id=exp_id)
+        yield settings, exp_id
         assert mlflow.active_run() is None
 
 
