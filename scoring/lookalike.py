@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from scoring.snapshot import locate
-from scoring.thresholds import EXACT_INDEX_BELOW
+from scoring.thresholds import EXACT_INDEX_BELOW, IVF_NPROBE
 from scoring.vocabulary import CATEGORICAL, PROTECTED
 
 PROTECTED_NUMERIC = ("age",)
@@ -93,7 +93,7 @@ def build_index(vectors: np.ndarray) -> faiss.Index:
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).choice(n, min(n, 50 * nlist), replace=False)]
         index.train(sample)
-        index.nprobe = 24
+        index.nprobe = IVF_NPROBE
     index.add(vectors)
     return index
 
@@ -137,7 +137,7 @@ class Lookalike:
         space = EmbeddingSpace.from_dict(json.loads((folder / "space.json").read_text()))
         index = faiss.read_index(str(folder / "index.faiss"))
         if isinstance(index, faiss.IndexIVF):
-            index.nprobe = 24
+            index.nprobe = IVF_NPROBE
         return cls(space, np.load(folder / "user_ids.npy"), np.load(folder / "vectors.npy"), index)
 
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

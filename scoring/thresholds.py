@@ -9,7 +9,8 @@ from __future__ import annotations
 # Up to this many rows, leaves come from LightGBM's fast single-row C API, one call per row:
 # ~7 µs a row against ~50 µs for one `Booster.predict` call, whose set-up is most of its cost.
 SINGLE_ROW_LEAVES = 4
-# Up to this many rows, a dense gather of the per-leaf table beats building a sparse matrix.
+# Up to this many rows, a dense gather of the per-leaf table beats building a sparse matrix (set when
+# the engine was written; not re-measured in isolation since).
 DENSE_GATHER_ROWS = 32
 # From this many rows the sparse product is split over the scoring threads (scipy releases the
 # GIL): a 10,000-row product 15 -> 8 ms on two threads; below it, OpenMP and pool start-up cost more.
@@ -28,6 +29,7 @@ INLINE_ROWS = 64
 # direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).
 SORTED_SEARCH_IDS = 256
 # Below this many users the lookalike index is exact (IndexFlatIP), which is cheap there; above it
-# IVF with nprobe 24, which answers 1,000 seeds over 1M users, top 50k, in ~0.5 s
-# (`lookalike_1m_top50k_ms` in `make bench`).
+# IVF, which answers 1,000 seeds over 1M users, top 50k, in ~0.5 s (`lookalike_1m_top50k_ms` in
+# `make bench`) with the clusters searched per query below.
 EXACT_INDEX_BELOW = 200_000
+IVF_NPROBE = 24

@@ -46,6 +46,7 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
 
 def import_all(settings: Settings) -> tuple[list[str], list[str]]:
     """Import what exists; return what was imported and what was missing (with why)."""
+    settings.mlruns_dir.mkdir(parents=True, exist_ok=True)  # so that a missing store reads as missing champions
     # bentoml.mlflow resolves models:/ URIs through MLflow's global tracking and registry URIs.
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)

@@ -54,6 +54,8 @@ def _cmd_features(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
     from training.data.snapshots import default_dates
     from training.tracking import setup_tracking
     from training.train import train_one
@@ -81,6 +83,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
                           args.date_column)
         except (FileNotFoundError, KeyError, ValueError) as e:
             sys.exit(f"{name}: {e}")
+        except MlflowException as e:  # the tracking store refused or is unreachable: say so, without a traceback
+            sys.exit(f"{name}: MLflow: {e.message}")
         keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini")
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{MODELS[name]} v{r.version} (run {r.run_id}): {figures}; {r.decision.reason}")
@@ -101,7 +105,7 @@ def _cmd_lookalike(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

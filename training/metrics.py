@@ -7,6 +7,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 PSI_FLOOR = 1e-4  # share given to an empty bucket so the log stays finite
+TOP_SHARE = 0.3  # budget share for the low-noise check of an uplift ranking against the oracle (`*_top30`)
 
 
 def ks(y: np.ndarray, score: np.ndarray) -> float:
@@ -133,7 +134,7 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((pa - pe) * np.log(pa / pe)))
 
 
-def true_uplift_captured(oracle: np.ndarray, ranking: np.ndarray, share: float = 0.3) -> float:
+def true_uplift_captured(oracle: np.ndarray, ranking: np.ndarray, share: float = TOP_SHARE) -> float:
     """Mean true uplift among the top `share` by a ranking: the oracle's expectation, not noisy outcomes."""
     top = np.argsort(-ranking, kind="stable")[: max(1, int(round(share * len(ranking))))]
     return float(oracle[top].mean())

@@ -17,6 +17,7 @@ def _model_dir(home, name):
 
 def test_ready_serves_the_registry_champions(server, keys):
     """Ready means every model loaded: the versions served are the ones the registry calls champion."""
+    assert httpx.get(server.url + "/readyz").status_code == 200
     client = MlflowClient()
     served = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"}).json()["models"]
     assert {m["name"]: m["version"] for m in served} == {

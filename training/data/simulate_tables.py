@@ -14,8 +14,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from training.data.schema import TXN_TYPES
+
 # Transaction types, coded by their index while simulating.
-TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
 OFFER_AMOUNT = 20.0
 
 

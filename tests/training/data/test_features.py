@@ -9,9 +9,15 @@ import pytest
 
 from tests.conftest import make_settings
 from scoring.snapshot import locate
+from scoring.vocabulary import SNAPSHOT_COLUMNS
 from training.data import features, warehouse
 from training.data.schema import TABLES
 from training.data.snapshots import build_snapshot, snapshot_paths
+
+
+def test_the_sql_yields_the_declared_snapshot_columns():
+    """The service's request models are built on the declared vocabulary: the SQL must keep to it."""
+    assert features.feature_columns() == SNAPSHOT_COLUMNS
 
 
 def test_one_row_per_user_signed_up_before_as_of(settings, dates):
