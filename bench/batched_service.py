@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import bentoml
-import numpy as np
 from bentoml.models import BentoModel
 
 from scoring.answer import rows
@@ -34,7 +33,7 @@ class Batched:
     # max_latency_ms well above a batch's scoring time: at 50 ms the dispatcher answered 503s.
     @bentoml.api(route=SCOPES.require("/v1/churn/score", "campaign"), batchable=True, max_batch_size=64, max_latency_ms=1000)
     def churn(self, user_ids: list[int]) -> list[dict]:
-        pos, found = self.snapshot.rows(np.asarray(user_ids, dtype=np.int64))
+        pos, found = self.snapshot.rows(user_ids)
         answers = rows(self.model.layout, self.model.matrix[pos], 3, user_ids=user_ids)
         for uid, ok, row in zip(user_ids, found.tolist(), answers):
             if not ok:

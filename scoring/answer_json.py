@@ -37,7 +37,7 @@ def _field(layout: Layout, a: Answer, name: str, user_ids: list | None) -> Slots
     if name in a.per_feature:
         return _per_feature(layout, *a.per_feature[name])
     if name == "user_id":
-        return [_texts(user_ids)]
+        return [_id_texts(user_ids)]
     if name == "model":
         return [orjson.dumps(layout.identity)]
     if name == "reasons":
@@ -75,6 +75,13 @@ def _float_texts(values: np.ndarray) -> list[bytes]:
 def _texts(values: list) -> list[bytes]:
     """orjson's text of each int or None of a list (ints only: a string could hold a comma)."""
     return orjson.dumps(values)[1:-1].split(b",")
+
+
+def _id_texts(ids: list) -> list[bytes]:
+    """orjson's text of each id (a whole number, text or None): split at commas when no text id
+    holds one (then the pieces are as many as the ids), one by one otherwise."""
+    texts = orjson.dumps(ids)[1:-1].split(b",")
+    return texts if len(texts) == len(ids) else [orjson.dumps(u) for u in ids]
 
 
 def _column_texts(values: np.ndarray) -> list[bytes]:

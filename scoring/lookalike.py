@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from scoring.snapshot import locate
+from scoring.snapshot import id_array, locate
 from scoring.thresholds import EXACT_INDEX_BELOW, IVF_NPROBE
 from scoring.vocabulary import CATEGORICAL, PROTECTED
 
@@ -120,7 +120,7 @@ class Lookalike:
     def build(cls, frame: pd.DataFrame, space: EmbeddingSpace | None = None) -> Lookalike:
         space = space or EmbeddingSpace.fit(frame)
         vectors = space.embed(frame)
-        return cls(space, frame.index.to_numpy(), vectors, build_index(vectors))
+        return cls(space, id_array(frame.index), vectors, build_index(vectors))
 
     def save(self, folder: Path) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ def _reason_columns(s: Scorer, X: np.ndarray, raw: pd.DataFrame) -> dict[str, np
     """The top reasons as reason_<r>_feature / _value (as the input had it, as text) / _contribution."""
     idx, vals = top_reasons(s.contributions(X), TOP_REASONS)
     names = np.asarray(s.spec.names, dtype=object)
+    raw = raw.reindex(columns=s.spec.names)  # an optional column left out reads as missing
     out: dict[str, np.ndarray | list] = {}
     for r in range(idx.shape[1]):
         feats = names[idx[:, r]]

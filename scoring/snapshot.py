@@ -36,13 +36,19 @@ def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pos, sorted_ids[pos] == ids
 
 
+def id_array(ids: pd.Index | np.ndarray) -> np.ndarray:
+    """User ids as numpy searches them fastest: int64 for whole numbers, fixed-width text otherwise."""
+    ids = np.asarray(ids)
+    return ids if ids.dtype.kind in "iu" else ids.astype(str)
+
+
 @dataclass
 class Snapshot:
     """Features of every user as of the snapshot date."""
 
     as_of: str
     frame: pd.DataFrame  # indexed by user_id, sorted
-    ids: np.ndarray
+    ids: np.ndarray  # the same ids as `id_array` makes them: whole numbers or text, as the warehouse has them
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
@@ -51,12 +57,27 @@ class Snapshot:
         if file_sha256(path) != manifest["sha256"]["features.parquet"]:
             raise ArtifactError("feature snapshot does not match its manifest checksum")
         frame = pd.read_parquet(path).sort_index()
-        return cls(manifest["as_of"], frame, frame.index.to_numpy())
+        return cls(manifest["as_of"], frame, id_array(frame.index))
 
-    def rows(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return locate(self.ids, user_ids)
+    @property
+    def text_ids(self) -> bool:
+        return self.ids.dtype.kind == "U"
 
-    def row(self, user_id: int) -> int | None:
+    def rows(self, user_ids: list) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of requested ids and a mask of those found. An id is found only in the
+        warehouse's type: 42 is not "42", in either direction."""
+        ids = np.asarray(user_ids)
+        if ids.dtype.kind == self.ids.dtype.kind:  # every id of the warehouse's type: the usual call
+            return locate(self.ids, ids)
+        kind = str if self.text_ids else int
+        typed = np.array([type(u) is kind for u in user_ids], dtype=bool)
+        ids = np.array([u if ok else kind() for u, ok in zip(user_ids, typed)], dtype=None if self.text_ids else np.int64)
+        pos, found = locate(self.ids, ids)
+        return pos, found & typed
+
+    def row(self, user_id: int | str) -> int | None:
         """`rows` of one id, as a plain int (None when unknown)."""
+        if type(user_id) is not (str if self.text_ids else int):
+            return None
         pos, found = locate_one(self.ids, user_id)
         return pos if found else None

@@ -13,10 +13,12 @@ from scoring.vocabulary import NOT_FEATURES
 @dataclass
 class FeatureSpec:
     """Column order and category codes. An unseen category is treated as missing, as LightGBM
-    treats a missing value: it follows the branch the model learned for missing."""
+    treats a missing value: it follows the branch the model learned for missing. Columns that had
+    missing values in training are optional: a frame may leave them out, as all missing."""
 
     numeric: list[str]
     categorical: dict[str, list[str]] = field(default_factory=dict)
+    optional: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -33,13 +35,18 @@ class FeatureSpec:
         categorical = {
             c: sorted(str(v) for v in df[c].dropna().unique()) for c in cols if c not in numeric
         }
-        return cls(numeric=numeric, categorical=categorical)
+        optional = [c for c in cols if df[c].isna().any()]
+        return cls(numeric=numeric, categorical=categorical, optional=optional)
 
     def to_matrix(self, df: pd.DataFrame) -> np.ndarray:
-        """Rows of df as the float64 matrix the model takes (missing and unseen → NaN)."""
+        """Rows of df as the float64 matrix the model takes (missing and unseen → NaN). Whatever the
+        columns' dtypes: ints, bools, nullable ints, numbers as text, categories as numbers."""
         missing = [c for c in self.names if c not in df.columns]
+        required = [c for c in missing if c not in self.optional]
+        if required:
+            raise KeyError(f"missing feature columns: {required}")
         if missing:
-            raise KeyError(f"missing feature columns: {missing}")
+            df = df.reindex(columns=self.names)
         out = np.empty((len(df), len(self.names)), dtype=np.float64)
         if self.numeric:
             out[:, : len(self.numeric)] = df[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(
@@ -52,17 +59,13 @@ class FeatureSpec:
         return out
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """df reduced to the model's columns with model-ready dtypes (what the pyfunc signature expects)."""
-        out = df[self.names].copy()
-        for c in self.numeric:
-            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
-        for c in self.categorical:
-            out[c] = out[c].astype(str)
-        return out
+        """df reduced to the model's columns, in their own dtypes: what a caller sends the logged model."""
+        return df[[c for c in self.names if c in df.columns]].copy()
 
     def to_dict(self) -> dict:
-        return {"numeric": self.numeric, "categorical": self.categorical}
+        return {"numeric": self.numeric, "categorical": self.categorical, "optional": self.optional}
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSpec:
-        return cls(numeric=list(d["numeric"]), categorical={k: list(v) for k, v in d["categorical"].items()})
+        return cls(numeric=list(d["numeric"]), categorical={k: list(v) for k, v in d["categorical"].items()},
+                   optional=list(d.get("optional", [])))

@@ -9,7 +9,7 @@ import numpy as np
 from scoring.artifacts import CHECKSUMS, verify_checksums
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed
-from scoring.snapshot import Snapshot
+from scoring.snapshot import Snapshot, id_array
 from service.served import NotReady
 
 
@@ -36,14 +36,14 @@ def lookalike_audience(lk: Lookalike, snapshot: Snapshot, seeds_folder: Path, ab
     """Resolve the seed, apply guards and filters, expand, and self-check; RequestError on bad input."""
     if req["seed_name"] is not None:
         try:
-            seed_ids = load_seed(seeds_folder, req["seed_name"]).to_numpy()
+            seed_ids = id_array(load_seed(seeds_folder, req["seed_name"]))
         except KeyError as e:
             raise RequestError(404, "seed_name", str(e.args[0])) from e
         field = "seed_name"
     else:
-        seed_ids, field = np.unique(np.asarray(req["seed_user_ids"], dtype=np.int64)), "seed_user_ids"
+        seed_ids, field = list(dict.fromkeys(req["seed_user_ids"])), "seed_user_ids"  # distinct, 42 apart from "42"
     rows, found = snapshot.rows(seed_ids)
-    seed_rows = rows[found]
+    seed_rows = np.unique(rows[found])  # in id order
     if len(seed_rows) < min_seed:
         raise RequestError(400, field, f"{field}: a seed needs at least {min_seed} known users, got {len(seed_rows)} "
                                        f"({int((~found).sum())} unknown ids)")

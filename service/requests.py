@@ -15,7 +15,9 @@ from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, FEATURE_B
 MAX_BATCH = get_settings().max_batch
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-UserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# Whole numbers or text, as the bank's warehouse has them; strict, so that true is no id and "42" stays text.
+UserId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | Annotated[str, Field(strict=True, min_length=1,
+                                                                                      max_length=128)]
 
 
 def _bounded(name: str):

@@ -120,16 +120,15 @@ class Worker:
         frame = pd.DataFrame([r.model_dump() for r in records])
         return model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
 
-    def _snapshot_rows(self, model: ServedModel, user_ids: list[int]) -> tuple[np.ndarray, list[bool] | None,
-                                                                                orjson.Fragment]:
+    def _snapshot_rows(self, model: ServedModel, user_ids: list[int | str]) -> tuple[np.ndarray, list[bool] | None,
+                                                                                      orjson.Fragment]:
         """The model's rows of the known ids, which ids were found (None: all of them) and the
         pseudonyms of all of them for the audit record."""
         if len(user_ids) == 1:  # the commonest call: scalar lookups rather than arrays of one
             row = self.snapshot.row(user_ids[0])
             if row is not None:
                 return model.matrix[row:row + 1], None, self.pseudonyms.at_row(row)
-        ids = np.asarray(user_ids, dtype=np.int64)
-        pos, found = self.snapshot.rows(ids)
+        pos, found = self.snapshot.rows(user_ids)
         if found.all():
             return np.take(model.matrix, pos, axis=0), None, self.pseudonyms.at(pos)  # take: half the time of X[pos]
         return np.take(model.matrix, pos[found], axis=0), found.tolist(), self.pseudonyms.of(user_ids, pos, found)

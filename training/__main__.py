@@ -58,7 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     from training.data.snapshots import default_dates
     from training.tracking import setup_tracking
-    from training.train import train_one
+    from training.train import Table, train_one
 
     settings = get_settings()
     setup_tracking(settings)
@@ -76,11 +76,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.table and names == ["response"] and not args.treatment:
         sys.exit("`train response --table` needs --treatment COLUMN (the 0/1 randomised assignment)")
     dates = None if args.table else default_dates(settings)
+    table = None
+    if args.table:
+        ids = args.id_columns.split(",") if args.id_columns else None
+        table = Table(Path(args.table), args.target, args.positive, args.treatment, ids, args.date_column, args.name)
     for name in names:
         try:
-            r = train_one(name, settings, dates, args.force_promote, Path(args.table) if args.table else None,
-                          args.target, args.treatment, args.id_columns.split(",") if args.id_columns else None,
-                          args.date_column)
+            r = train_one(name, settings, dates, args.force_promote, table)
         except (FileNotFoundError, KeyError, ValueError) as e:
             sys.exit(f"{name}: {e}")
         except MlflowException as e:  # the tracking store refused or is unreachable: say so, without a traceback
@@ -139,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--force-promote", action="store_true", help="make the new version champion whatever the gate says")
     p.add_argument("--table", help="a Parquet/CSV file of features, one row per entity, instead of the snapshots")
     p.add_argument("--target", help="with --table: the binary label column")
+    p.add_argument("--positive", help="with --table: the label value that is the event (e.g. bad, churned); "
+                                      "needed unless the labels are 0/1 or true/false")
+    p.add_argument("--name", help="with --table: the registered model name (default: the table file's name)")
     p.add_argument("--id-columns", help="with --table: comma-separated id columns (default: detected, names like *_id)")
     p.add_argument("--date-column", help="with --table: split out-of-time on this column (default: detected)")
     p.add_argument("--treatment", help="with `response --table`: the 0/1 column of the randomised assignment")

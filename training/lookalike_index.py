@@ -14,6 +14,7 @@ from scoring.artifacts import write_checksums
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed, seed_folder
 from scoring.settings import Settings
+from scoring.snapshot import id_array
 from training.tracking import experiment, git_commit, setup_tracking
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def build_lookalike(settings: Settings) -> dict[str, float]:
     write_checksums(paths, folder)
     figures = {"index_build_s": build_s, "users": float(len(frame)), "dims": float(lk.vectors.shape[1])}
     try:
-        seed = load_seed(seed_folder(settings), "top_value_20pct").to_numpy()
+        seed = id_array(load_seed(seed_folder(settings), "top_value_20pct"))
         rows, found = lk.rows(seed)
         check = expand(lk, frame, rows[found], k=max(1, len(frame) // 10), allowed=np.ones(len(frame), bool))
         figures.update(selfcheck_recall=check.recall_heldout, selfcheck_random=check.recall_random)

@@ -3,6 +3,7 @@ the logged model, the registry and the champion/challenger gate."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from scoring.artifacts import CHECKSUMS, write_checksums
 from scoring.pyfunc import ScoringModel, score_frame
@@ -28,6 +31,8 @@ from training.fit.candidate import Candidate
 log = logging.getLogger(__name__)
 # What the registry answers for a model without a champion: unknown model, or no such alias.
 NO_CHAMPION = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+# The run tag holding the digest of the rows a candidate was evaluated on.
+ROWS_TAG = "eval_rows"
 
 
 def setup_tracking(settings: Settings) -> None:
@@ -73,12 +78,33 @@ def champion_metric(client: MlflowClient, name: str, metric: str) -> tuple[str, 
     return (str(mv.version), value) if value is not None else (str(mv.version), float("-inf"))
 
 
-def gate(name: str, version: str, metric: str, value: float, force: bool = False) -> GateDecision:
-    """Make `version` the champion if it beats the current one on `metric` (higher is better)."""
+def rows_digest(ds: Dataset) -> str:
+    """A fingerprint of the evaluation rows (features, index and labels): equal digests, comparable metrics."""
+    h = hashlib.sha256(pd.util.hash_pandas_object(ds.X_test, index=True).to_numpy().tobytes())
+    h.update(np.asarray(ds.y_test, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def champion_rows(client: MlflowClient, name: str) -> str | None:
+    """The evaluation-rows digest the champion's run recorded (None for runs from before it was recorded)."""
+    mv = client.get_model_version_by_alias(name, CHAMPION)
+    return client.get_run(mv.run_id).data.tags.get(ROWS_TAG)
+
+
+def gate(name: str, version: str, metric: str, value: float, force: bool = False,
+         rows: str | None = None) -> GateDecision:
+    """Make `version` the champion if it beats the current one on `metric` (higher is better).
+
+    Given the digest of the rows the value was measured on, a champion measured on other rows (a
+    new simulated world, a changed table) is not compared: the new version replaces it, and the
+    reason says so."""
     client = MlflowClient()
     current = champion_metric(client, name, metric)
     if current is None:
         decision = GateDecision(True, "first model: becomes champion", value, None, None)
+    elif rows is not None and champion_rows(client, name) != rows:
+        decision = GateDecision(True, f"champion v{current[0]} was evaluated on other rows: not comparable, replaced",
+                                value, current[1], current[0])
     elif force:
         decision = GateDecision(True, "forced promotion", value, current[1], current[0])
     elif value > current[1]:
@@ -112,6 +138,14 @@ def log_inputs(ds: Dataset, y_name: str) -> None:
         mlflow.log_input(data, context=context)
 
 
+def signature(scorer: Scorer, example: pd.DataFrame) -> ModelSignature:
+    """Inputs as callers send them: every feature by name, of any type (the model casts them: a
+    table's int64, bool, nullable int or text columns alike, where a declared double refuses an
+    int64), required unless training saw it missing; outputs as the model answers."""
+    inputs = Schema([ColSpec(AnyType(), c, required=c not in scorer.spec.optional) for c in scorer.spec.names])
+    return ModelSignature(inputs, infer_signature(example, score_frame(scorer, example)).outputs)
+
+
 def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None) -> mlflow.models.model.ModelInfo:
     """Log a scorer as a pyfunc with its artifacts, their checksum manifest, signature and input example."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +157,7 @@ def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | Non
             name="model",
             python_model=ScoringModel(),
             artifacts={k: str(v) for k, v in paths.items()},
-            signature=mlflow.models.infer_signature(example, score_frame(scorer, example)),
+            signature=signature(scorer, example),
             input_example=example,
             registered_model_name=registered_name,
         )
@@ -134,6 +168,8 @@ def log_candidate(c: Candidate, tags: dict[str, str], ds: Dataset | None = None,
     dataset); the run id. The model itself is logged by `register`, only for the one kept."""
     with mlflow.start_run(run_name=c.run_name) as run:
         mlflow.set_tags({"git_commit": git_commit(), **tags, **c.tags})
+        if ds is not None:
+            mlflow.set_tag(ROWS_TAG, rows_digest(ds))
         mlflow.log_params(c.params)
         if ds is not None:
             log_inputs(ds, target)
@@ -150,13 +186,15 @@ def log_candidate(c: Candidate, tags: dict[str, str], ds: Dataset | None = None,
 
 def register(run_id: str, c: Candidate, example: pd.DataFrame, name: str | None, metric: str,
              force: bool = False) -> tuple[str, GateDecision | None]:
-    """Log the candidate's model in its run; registered under `name` and gated on `metric` when named."""
+    """Log the candidate's model in its run; registered under `name` and gated on `metric` when named
+    (against the champion only if it was evaluated on the same rows: see `gate`)."""
     with mlflow.start_run(run_id=run_id):
         info = log_scorer(c.scorer, example, name)
         if name is None:
             return "", None
         version = str(info.registered_model_version)
-        return version, gate(name, version, metric, c.metrics[metric], force=force)
+        rows = MlflowClient().get_run(run_id).data.tags.get(ROWS_TAG)
+        return version, gate(name, version, metric, c.metrics[metric], force=force, rows=rows)
 
 
 def record(c: Candidate, ds: Dataset, tags: dict[str, str], name: str, metric: str, force: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -11,15 +12,39 @@ import pandas as pd
 
 from scoring.registry import MODEL_NAMES
 from scoring.settings import Settings
+from scoring.spec import FeatureSpec
 from training.data import datasets
 from training.data.datasets import Dataset, UpliftData
 from training.data.snapshots import SnapshotDates
 from training.fit.binary import fit_binary
 from training.fit.scorecard import fit_credit
+from training.fit.select import FOLDS, select
 from training.fit.uplift import fit_uplift
-from training.tracking import TrainResult, experiment, log_candidate, log_inputs, record, register
+from training.tracking import (ROWS_TAG, TrainResult, experiment, log_candidate, log_inputs, record, register,
+                               rows_digest)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A user's own table: its label (and, for uplift, the randomised assignment) and how to read it."""
+
+    path: Path
+    target: str
+    positive: str | None = None  # the label value that is the event; needed unless labels are 0/1 or true/false
+    treatment: str | None = None
+    id_columns: list[str] | None = None
+    date_column: str | None = None
+    name: str | None = None  # the registered name; by default the file's
+
+    @property
+    def registered(self) -> str:
+        """Never the simulated model's name: a table's model must not compete with it or be served as it."""
+        return self.name or self.path.stem
+
+    def dataset(self) -> Dataset:
+        return datasets.from_table(self.path, self.target, self.id_columns, self.date_column, positive=self.positive)
 
 
 def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: bool = False,
@@ -30,25 +55,44 @@ def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: b
     return record(candidate, ds, {"split": ds.split}, registered_name, "oot_auc", force)
 
 
-def response_data(settings: Settings, dates: SnapshotDates | None, table: Path | None, target: str | None,
-                  treatment: str | None) -> UpliftData:
+def train_table_binary(ds: Dataset, name: str, settings: Settings, force: bool = False,
+                       review_capacity: float | None = None) -> TrainResult:
+    """A user's table: the LightGBM setting chosen by cross-validation on the training rows, fitted and
+    registered only if it beats the plain baselines there; the comparison is logged either way."""
+    spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
+    selection = select(spec, spec.to_matrix(ds.X_train), ds.y_train)
+    mlflow.set_experiment(experiment_id=experiment(name, settings))
+    candidate = fit_binary(ds, name, selection.params, review_capacity)
+    candidate.tables["tables/cv_comparison.csv"] = selection.comparison
+    candidate.metrics.update({f"cv_auc_{c}": float(v) for c, v in selection.comparison["cv_auc"].items()})
+    candidate.tags.update(selected_setting=selection.chosen, beats_baselines=str(selection.beats_baselines))
+    if not selection.beats_baselines:
+        log_candidate(candidate, {"split": ds.split, "registered": "False"}, ds)
+        table = selection.comparison["cv_auc"].round(4).to_dict()
+        raise ValueError(f"the best LightGBM setting does not beat the baselines in {FOLDS}-fold cross-validation "
+                         f"on the training rows ({table}): nothing registered; the comparison is logged")
+    return record(candidate, ds, {"split": ds.split}, name, "oot_auc", force)
+
+
+def response_data(settings: Settings, dates: SnapshotDates | None, table: Table | None) -> UpliftData:
     if table is None:
         if dates is None:
             raise ValueError("training on the snapshots needs their dates")
         return datasets.response(settings, dates)
-    if not target or not treatment:
-        raise ValueError("training response on a table needs its target and treatment columns (--target, --treatment)")
-    return datasets.response_table(table, target, treatment)
+    if not table.treatment:
+        raise ValueError("training response on a table needs its treatment column (--treatment)")
+    return datasets.response_table(table.path, table.target, table.treatment, table.positive)
 
 
-def train_response(settings: Settings, dates: SnapshotDates | None, force: bool = False, table: Path | None = None,
-                   target: str | None = None, treatment: str | None = None) -> TrainResult:
+def train_response(settings: Settings, dates: SnapshotDates | None, force: bool = False,
+                   table: Table | None = None) -> TrainResult:
     """Compare uplift learners and a plain response-propensity model; register the best learner by OOT Qini."""
-    name = MODEL_NAMES["response"]
-    data = response_data(settings, dates, table, target, treatment)
+    name = table.registered if table else MODEL_NAMES["response"]
+    data = response_data(settings, dates, table)
     ds = data.ds
     mlflow.set_experiment(experiment_id=experiment(name, settings))
-    tags = {"split": ds.split, "data": "table" if table else "simulated", "comparison": uuid.uuid4().hex}
+    tags = {"split": ds.split, "data": "table" if table else "simulated", "comparison": uuid.uuid4().hex,
+            ROWS_TAG: rows_digest(ds)}
     candidates = fit_uplift(data)
     run_ids = [log_candidate(c, tags) for c in candidates]
     learners = [(run_id, c) for run_id, c in zip(run_ids, candidates) if c.scorer is not None]
@@ -64,11 +108,11 @@ def train_response(settings: Settings, dates: SnapshotDates | None, force: bool 
     return TrainResult(best_run, version, best.metrics, decision, best.scorer, best.test_scores)
 
 
-def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = False, table: Path | None = None,
-                 target: str | None = None) -> TrainResult:
+def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = False,
+                 table: Table | None = None) -> TrainResult:
     """Challenger first, then the scorecard: fit, validate out-of-time, log, register, gate on OOT AUC."""
-    name = MODEL_NAMES["credit"]
-    ds = datasets.from_table(table, target) if table else datasets.credit(settings, dates)
+    name = table.registered if table else MODEL_NAMES["credit"]
+    ds = table.dataset() if table else datasets.credit(settings, dates)
     mlflow.set_experiment(experiment_id=experiment(name, settings))
     challenger, card = fit_credit(ds, name)
     challenger_run = log_candidate(challenger, {"split": ds.split}, ds)
@@ -79,14 +123,15 @@ def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = 
     return result
 
 
-def train_one(name: str, settings: Settings, dates: SnapshotDates | None, force: bool = False, table: Path | None = None,
-              target: str | None = None, treatment: str | None = None, id_columns: list[str] | None = None,
-              date_column: str | None = None) -> TrainResult:
+def train_one(model: str, settings: Settings, dates: SnapshotDates | None, force: bool = False,
+              table: Table | None = None) -> TrainResult:
     """The job of one model by its CLI name: on the snapshots, or on a user's own table."""
-    if name == "response":
-        return train_response(settings, dates, force, table, target, treatment)
-    if name == "credit":
-        return train_credit(settings, dates, force, table, target)
-    ds = datasets.from_table(table, target, id_columns, date_column) if table else getattr(datasets, name)(settings, dates)
-    capacity = settings.review_capacity if name == "abuse" else None
-    return train_binary(ds, MODEL_NAMES[name], settings, force=force, review_capacity=capacity)
+    if model == "response":
+        return train_response(settings, dates, force, table)
+    if model == "credit":
+        return train_credit(settings, dates, force, table)
+    capacity = settings.review_capacity if model == "abuse" else None
+    if table:
+        return train_table_binary(table.dataset(), table.registered, settings, force, capacity)
+    ds = getattr(datasets, model)(settings, dates)
+    return train_binary(ds, MODEL_NAMES[model], settings, force=force, review_capacity=capacity)

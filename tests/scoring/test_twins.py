@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from scoring.answer import Layout, rows
+from scoring.answer_json import score_json
 from scoring.binary import BinaryScorer
 from scoring.scorer import decile_edges, top_reasons, top_reasons_one
 from scoring.segments import SegmentGrid
@@ -89,3 +90,11 @@ def test_top_reasons_one_breaks_ties_as_the_batch():
         assert [top_reasons_one(row.tolist(), k) for row in contrib] == idx.tolist()
     many = np.tile(contrib, (10, 1))  # past the sort's row limit: the argmax passes
     assert top_reasons(many, 3)[0].tolist() == [top_reasons_one(row.tolist(), 3) for row in many]
+
+
+def test_json_text_of_text_ids_with_commas_is_the_dicts(scorers, world):
+    layout = Layout.of(scorers["binary"], {"name": "binary", "version": "1", "run_id": "r"})
+    X = matrix(world, 50)
+    for ids in ([f"u-{i}" for i in range(50)], [f"u,{i}" if i % 7 else None for i in range(50)]):
+        expected = b",".join(map(orjson.dumps, rows(layout, X, 3, user_ids=ids)))
+        assert score_json(layout, X, 3, user_ids=ids) == expected

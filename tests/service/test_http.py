@@ -129,7 +129,9 @@ def test_unknown_ids_in_a_large_batch_sit_where_they_were_asked(server, keys, so
     ({"records": [{"favourite_colour": "blue"}]}, "favourite_colour"),
     ({"user_ids": [1], "records": [{}]}, "exactly one"),
     ({}, "exactly one"),
-    ({"user_ids": ["abc"]}, "user_ids"),
+    ({"user_ids": [""]}, "user_ids"),  # ids are whole numbers or text, but never empty text,
+    ({"user_ids": [1.5]}, "user_ids"),  # fractions
+    ({"user_ids": [True]}, "user_ids"),  # or booleans
 ])
 def test_bad_input_is_a_400_naming_the_field(server, keys, body, field):
     r = post(server, "/v1/churn/score", body, keys["campaign"])

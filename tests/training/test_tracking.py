@@ -17,7 +17,7 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from scoring.registry import CHALLENGER, CHAMPION
 from scoring.settings import Settings
-from training.tracking import champion_metric, experiment, gate, setup_tracking
+from training.tracking import ROWS_TAG, champion_metric, experiment, gate, setup_tracking
 
 METRIC = "oot_auc"
 
@@ -191,3 +191,19 @@ def test_a_champion_without_the_metric_counts_as_minus_infinity(name, store):
     assert alias(name, CHAMPION) == v2
     # −inf is not logged as the champion's value.
     assert "gate_champion_value" not in run_data(run_id).metrics
+
+
+def test_a_champion_evaluated_on_other_rows_is_replaced_not_compared(store, name):
+    exp_id = store[1]
+    run_id, version = new_version(name, exp_id, 0.9)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tag(ROWS_TAG, "rows-a")
+        gate(name, version, METRIC, 0.9, rows="rows-a")
+    worse_same_rows, v2 = new_version(name, exp_id, 0.7)
+    with mlflow.start_run(run_id=worse_same_rows):
+        assert not gate(name, v2, METRIC, 0.7, rows="rows-a").promoted
+    worse_other_rows, v3 = new_version(name, exp_id, 0.7)
+    with mlflow.start_run(run_id=worse_other_rows):
+        decision = gate(name, v3, METRIC, 0.7, rows="rows-b")
+    assert decision.promoted and "other rows" in decision.reason
+    assert alias(name, CHAMPION) == v3

@@ -65,6 +65,16 @@ def churn(settings: Settings, dates: SnapshotDates) -> Dataset:
     )
 
 
+def held_out_by_id(ids: np.ndarray, share: float) -> np.ndarray:
+    """A fixed share of users chosen by id alone, so the same in every snapshot: Knuth's multiplicative
+    hash of whole-number ids, pandas' (fixed-key SipHash) of text ones."""
+    if ids.dtype.kind in "iu":
+        bucket = ids * 2654435761 % 1000
+    else:
+        bucket = pd.util.hash_array(ids.astype(str).astype(object)) % 1000
+    return bucket < share * 1000
+
+
 def abuse(settings: Settings, dates: SnapshotDates, test_share: float = 0.3) -> Dataset:
     """Confirmed abusers against everyone else (unconfirmed accounts are unlabelled, not clean).
 
@@ -72,7 +82,7 @@ def abuse(settings: Settings, dates: SnapshotDates, test_share: float = 0.3) -> 
     features come from the later snapshot.
     """
     (f_tr, l_tr), (f_te, l_te) = _snapshot(settings, dates.train), _snapshot(settings, dates.oot)
-    held_out = (f_te.index.to_numpy() * 2654435761 % 1000) < test_share * 1000
+    held_out = held_out_by_id(f_te.index.to_numpy(), test_share)
     tr = f_tr.index[~np.isin(f_tr.index, f_te.index[held_out])]
     te = f_te.index[held_out]
     oracle = y_truth = None
@@ -109,20 +119,64 @@ def detect_date_column(df: pd.DataFrame) -> str | None:
     return None
 
 
+# Labels that say which class is the event without being told: 1/0 and true/false.
+OBVIOUS_LABELS = ({"0", "1"}, {"false", "true"})
+
+
+def binary_target(values: pd.Series, column: str, positive: str | None = None) -> np.ndarray:
+    """The 0/1 event of a label column: `positive` names the event's value; without it only 0/1 or
+    true/false labels are taken, since which of two other labels is the event (a default, a churn)
+    cannot be guessed. Refusals name the column and list its values."""
+    if values.isna().any():
+        raise ValueError(f"target column {column!r} has {int(values.isna().sum())} missing values")
+    text = _label_text(values)
+    if positive is None and set(text.str.lower().unique()) in OBVIOUS_LABELS:
+        return text.str.lower().isin(("1", "true")).astype(int).to_numpy()
+    found = sorted(text.unique())
+    if len(found) != 2:
+        raise ValueError(f"target column {column!r} must be binary (two values), found {found[:10]}")
+    if positive is None:
+        raise ValueError(f"target column {column!r} has values {found}: name the event with --positive VALUE "
+                         f"(e.g. --positive {found[0]})")
+    if str(positive) not in found:
+        raise ValueError(f"--positive {positive!r} is not a value of target column {column!r}: values are {found}")
+    return (text == str(positive)).astype(int).to_numpy()
+
+
+def _label_text(values: pd.Series) -> pd.Series:
+    """Labels as text: 1.0 and 1 alike, booleans as true/false."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.map({True: "true", False: "false"}).astype(str)
+    if pd.api.types.is_numeric_dtype(values) and (values % 1 == 0).all():
+        return values.astype("int64").astype(str)
+    return values.astype(str).str.strip()
+
+
+def split_rows(df: pd.DataFrame, date_column: str | None, test_share: float, seed: int) -> tuple[np.ndarray, str]:
+    """Test rows: the latest dates holding `test_share` of the rows when dated, else a random share."""
+    if date_column:
+        when = pd.to_datetime(df[date_column]).to_numpy()
+        days = np.unique(when)
+        share_from = 1 - np.searchsorted(np.sort(when), days, side="left") / len(when)
+        # The latest cut that still leaves test_share of the rows on or after it.
+        cut = days[share_from >= test_share][-1]
+        test, split = when >= cut, f"out-of-time on {date_column}: test from {pd.Timestamp(cut).date()}"
+    else:
+        test = np.random.default_rng(seed).random(len(df)) < test_share
+        split = f"random {test_share:.0%} held out (seed {seed})"
+    if test.sum() == 0 or (~test).sum() == 0:
+        raise ValueError("the split left no rows on one side; check the date column")
+    return test, split
+
+
 def from_table(path: Path, target: str, id_columns: list[str] | None = None, date_column: str | None = None,
-               test_share: float = 0.2, seed: int = 0) -> Dataset:
-    """A flat table of features: ids and dates declared or detected, out-of-time split when dated."""
+               test_share: float = 0.2, seed: int = 0, positive: str | None = None) -> Dataset:
+    """A flat table of features: ids and dates declared or detected, out-of-time split when dated.
+    Feature columns keep their own dtypes, so that the model is trained on the table as it is."""
     df = read_table(path)
     if target not in df.columns:
         raise KeyError(f"target column {target!r} not in {path.name}: columns are {list(df.columns)}")
-    y = df[target]
-    if y.isna().any():
-        raise ValueError(f"target column {target!r} has {int(y.isna().sum())} missing values")
-    values = sorted(pd.unique(y))
-    if len(values) != 2:
-        raise ValueError(f"target column {target!r} must be binary, found values {values[:10]}")
-    y = (y == values[1]).astype(int).to_numpy()
-
+    y = binary_target(df[target], target, positive)
     ids = id_columns if id_columns is not None else [c for c in df.columns if ID_PATTERN.search(c) and c != target]
     date_column = date_column or detect_date_column(df.drop(columns=[target]))
     exclude = {target, *ids} | ({date_column} if date_column else set())
@@ -131,23 +185,7 @@ def from_table(path: Path, target: str, id_columns: list[str] | None = None, dat
             log.warning("dropping %s: %d categories is too many for a categorical feature", c, df[c].nunique())
             exclude.add(c)
     X = df.drop(columns=sorted(exclude))
-    for c in X.columns:
-        if not pd.api.types.is_numeric_dtype(X[c]):
-            X[c] = X[c].astype(str)
-
-    if date_column:
-        when = pd.to_datetime(df[date_column]).to_numpy()
-        days = np.unique(when)
-        share_from = 1 - np.searchsorted(np.sort(when), days, side="left") / len(when)
-        # The latest cut that still leaves test_share of the rows on or after it.
-        cut = days[share_from >= test_share][-1]
-        test = when >= cut
-        split = f"out-of-time on {date_column}: test from {pd.Timestamp(cut).date()}"
-    else:
-        test = np.random.default_rng(seed).random(len(df)) < test_share
-        split = f"random {test_share:.0%} held out (seed {seed})"
-    if test.sum() == 0 or (~test).sum() == 0:
-        raise ValueError("the split left no rows on one side; check the date column")
+    test, split = split_rows(df, date_column, test_share, seed)
     return Dataset(
         path.stem, X[~test], y[~test], X[test], y[test], split=split,
         sources={"train": str(path), "test": str(path)}, exclude=exclude,
@@ -232,9 +270,9 @@ def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
     return UpliftData(ds, TARGET, TREATMENT)
 
 
-def response_table(path: Path, target: str, treatment: str) -> UpliftData:
+def response_table(path: Path, target: str, treatment: str, positive: str | None = None) -> UpliftData:
     """A flat randomised campaign log; ids, dates and the split as `from_table` does them."""
-    ds = from_table(path, target)
+    ds = from_table(path, target, positive=positive)
     if treatment not in ds.X_train.columns:
         raise KeyError(f"treatment column {treatment!r} not among the feature columns of {path.name}")
     for X in (ds.X_train, ds.X_test):

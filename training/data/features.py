@@ -225,7 +225,7 @@ def feature_columns() -> tuple[str, ...]:
     """Columns the feature SQL yields (plus graph features), found by running it on empty tables."""
     with duckdb.connect() as con:
         for t in TABLES.values():
-            con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c.name} {c.dtype}' for c in t.columns)})")
+            con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c} {d}' for c, d in t.sql_types('BIGINT').items())})")
         cols = con.execute(FEATURE_SQL.format(as_of="DATE '2000-01-01'") + " LIMIT 0").description
     return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 

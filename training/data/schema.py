@@ -13,10 +13,15 @@ import pandas as pd
 from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, INCENTIVES
 
 
+# User ids are whole numbers or text, as the bank's warehouse has them: every user-id column takes
+# the type of users.user_id (BIGINT or VARCHAR) when the warehouse's views are made.
+USER_ID = "USER_ID"
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
-    dtype: str  # DuckDB type
+    dtype: str  # DuckDB type, or USER_ID
     description: str
     nullable: bool = False
     allowed: tuple | None = None
@@ -35,6 +40,9 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def sql_types(self, user_id_type: str) -> dict[str, str]:
+        return {c.name: user_id_type if c.dtype == USER_ID else c.dtype for c in self.columns}
+
 
 TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
 
@@ -43,13 +51,13 @@ USERS = Table(
     "One row per registered user; static attributes captured at signup.",
     ("user_id",),
     (
-        Column("user_id", "BIGINT", "Stable user identifier."),
+        Column("user_id", USER_ID, "Stable user identifier: a whole number or text."),
         Column("signup_date", "DATE", "Registration date."),
         Column("age", "SMALLINT", "Age in years at signup.", min=18, max=100),
         Column("gender", "VARCHAR", "Self-declared gender (protected attribute).", allowed=("F", "M")),
         Column("city_tier", "SMALLINT", "1 (tier-1 city) to 5.", min=1, max=5),
         Column("acquisition_channel", "VARCHAR", "How the user arrived.", allowed=ACQUISITION_CHANNELS),
-        Column("inviter_id", "BIGINT", "User who invited this one (invite channel only).", nullable=True),
+        Column("inviter_id", USER_ID, "User who invited this one (invite channel only).", nullable=True),
         Column("device_id", "VARCHAR", "Device fingerprint at signup."),
         Column("ip", "VARCHAR", "IP address at signup."),
         Column("phone_prefix", "VARCHAR", "First three digits of the phone number."),
@@ -66,7 +74,7 @@ ACTIVITY = Table(
     "One row per user and day with any app launch or message received.",
     ("user_id", "activity_date"),
     (
-        Column("user_id", "BIGINT", "User."),
+        Column("user_id", USER_ID, "User."),
         Column("activity_date", "DATE", "Calendar day."),
         Column("launches", "SMALLINT", "App launches that day.", min=0),
         Column("pv_loans", "SMALLINT", "Page views in the loans section.", min=0),
@@ -86,7 +94,7 @@ TRANSACTIONS = Table(
     ("txn_id",),
     (
         Column("txn_id", "BIGINT", "Transaction identifier."),
-        Column("user_id", "BIGINT", "User."),
+        Column("user_id", USER_ID, "User."),
         Column("txn_date", "DATE", "Booking date."),
         Column("txn_type", "VARCHAR", "Kind of movement.", allowed=TXN_TYPES),
         Column("amount", "DOUBLE", "Amount in CNY.", min=0),
@@ -113,7 +121,7 @@ ASSIGNMENTS = Table(
     ("campaign_id", "user_id"),
     (
         Column("campaign_id", "INTEGER", "Campaign."),
-        Column("user_id", "BIGINT", "User."),
+        Column("user_id", USER_ID, "User."),
         Column("treatment", "BOOLEAN", "True when the incentive was sent (random assignment)."),
         Column("converted", "BOOLEAN", "Converted within 7 days of the send date."),
     ),
@@ -125,7 +133,7 @@ LOANS = Table(
     ("application_id",),
     (
         Column("application_id", "BIGINT", "Application identifier."),
-        Column("user_id", "BIGINT", "Applicant."),
+        Column("user_id", USER_ID, "Applicant."),
         Column("applied_date", "DATE", "Application date."),
         Column("amount", "DOUBLE", "Requested amount in CNY.", min=0),
         Column("default_90d", "BOOLEAN", "Defaulted within 90 days."),
@@ -138,7 +146,7 @@ ABUSE_REPORTS = Table(
     "Accounts confirmed as promo abusers by the investigations team (a fraction of all abusers).",
     ("user_id",),
     (
-        Column("user_id", "BIGINT", "Confirmed abuser."),
+        Column("user_id", USER_ID, "Confirmed abuser."),
         Column("reported_date", "DATE", "Day the confirmation was recorded."),
     ),
 )
@@ -184,6 +192,10 @@ def validate(table: Table, df: pd.DataFrame) -> list[str]:
             bad = pd.to_datetime(present, errors="coerce").isna()
             if bad.any():
                 problems.append(f"{table.name}.{col.name}: not a date, {rows(bad)}")
+        elif col.dtype == USER_ID:
+            bad = present.astype(str).str.strip() == ""
+            if bad.any():
+                problems.append(f"{table.name}.{col.name}: empty ids, {rows(bad)}")
         elif col.dtype == "BOOLEAN":
             bad = ~present.isin([True, False, 0, 1, "true", "false", "True", "False"])
             if bad.any():

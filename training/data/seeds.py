@@ -19,17 +19,19 @@ def materialise(settings: Settings, source: Path = SEEDS_DIR) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, int] = {}
     with warehouse.connect(settings) as con:
+        # A seed's ids take the warehouse's id type: a CSV of text ids that look like numbers reads as ints.
+        text_ids = con.execute("SELECT typeof(user_id) FROM users LIMIT 1").fetchone()[0] == "VARCHAR"
         for path in sorted(source.glob("*.sql")):
             ids = con.execute(path.read_text()).df()
-            sizes[path.stem] = _write(ids, out / f"{path.stem}.parquet", path)
+            sizes[path.stem] = _write(ids, out / f"{path.stem}.parquet", path, text_ids)
     for path in sorted(source.glob("*.csv")):
-        sizes[path.stem] = _write(pd.read_csv(path), out / f"{path.stem}.parquet", path)
+        sizes[path.stem] = _write(pd.read_csv(path), out / f"{path.stem}.parquet", path, text_ids)
     return sizes
 
 
-def _write(ids: pd.DataFrame, target: Path, source: Path) -> int:
+def _write(ids: pd.DataFrame, target: Path, source: Path, text_ids: bool) -> int:
     if "user_id" not in ids.columns:
         raise ValueError(f"seed {source.name} must yield a user_id column, got {list(ids.columns)}")
-    ids = ids[["user_id"]].drop_duplicates().astype({"user_id": "int64"}).sort_values("user_id")
+    ids = ids[["user_id"]].drop_duplicates().astype({"user_id": str if text_ids else "int64"}).sort_values("user_id")
     ids.to_parquet(target, index=False)
     return len(ids)

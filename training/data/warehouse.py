@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from scoring.settings import Settings
 from training.data.schema import TABLES, validate
@@ -42,10 +44,12 @@ def write_truth(truth: dict[str, pd.DataFrame], meta: dict, settings: Settings) 
 
 def _create_views(settings: Settings) -> None:
     settings.warehouse_db.unlink(missing_ok=True)
+    users = settings.warehouse_dir / "users.parquet"
+    id_type = "BIGINT" if pa.types.is_integer(pq.read_schema(users).field("user_id").type) else "VARCHAR"
     with duckdb.connect(str(settings.warehouse_db)) as con:
         for name, table in TABLES.items():
             path = (settings.warehouse_dir / f"{name}.parquet").resolve()
-            casts = ", ".join(f"CAST({c.name} AS {c.dtype}) AS {c.name}" for c in table.columns)
+            casts = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in table.sql_types(id_type).items())
             con.execute(f"CREATE VIEW {name} AS SELECT {casts} FROM read_parquet('{path}')")
 
 

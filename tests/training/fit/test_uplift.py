@@ -18,7 +18,7 @@ from training.data.datasets import UpliftData
 from training.data.snapshots import snapshot_paths
 from training.fit import uplift
 from training.metrics import true_uplift_captured
-from training.train import train_response
+from training.train import Table, train_response
 
 LEARNERS = {"response_propensity", *uplift.LEARNERS}
 METRICS = {"oot_qini", "oot_auuc", "oot_response_auc", "oracle_qini", "qini_vs_oracle_ratio", "oracle_uplift_corr",
@@ -153,10 +153,10 @@ def test_table_path_trains_on_a_flat_campaign_log(response, tracking, dates, tmp
     campaign_log(tracking, dates).to_parquet(path, index=False)
     client = MlflowClient()
     champion = client.get_model_version_by_alias("marketing_response", "champion").version
-    try:
-        own = train_response(tracking, None, table=path, target="redeemed", treatment="treated")
-    finally:  # the table run must not displace the simulated champion for the tests that follow
-        client.set_registered_model_alias("marketing_response", "champion", champion)
+    own = train_response(tracking, None, table=Table(path, "redeemed", treatment="treated"))
+    # Registered under the table's name: the simulated champion is neither displaced nor compared with.
+    assert client.get_model_version_by_alias("marketing_response", "champion").version == champion
+    assert client.get_model_version_by_alias("campaign_log", "champion").run_id == own.run_id
     names = set(own.scorer.spec.names)
     assert {"incentive", "channel", "send_hour"} <= names
     assert not {"treated", "redeemed", "campaign_id", "user_id", "send_date"} & names
@@ -174,6 +174,6 @@ def test_table_path_refuses_a_treatment_that_is_not_0_1(tracking, tmp_path: Path
     path = tmp_path / "log.csv"
     df.to_csv(path, index=False)
     with pytest.raises(ValueError, match="'arm'"):
-        train_response(tracking, None, table=path, target="converted", treatment="arm")
+        train_response(tracking, None, table=Table(path, "converted", treatment="arm"))
     with pytest.raises(ValueError, match="treatment"):
-        train_response(tracking, None, table=path, target="converted")
+        train_response(tracking, None, table=Table(path, "converted"))
