@@ -7,12 +7,17 @@ integration tier; the rest is the fast tier (`make test-fast`, `pytest -m "not i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import httpx
+import mlflow
+import pandas as pd
 import pytest
 
 from scoring.settings import Settings
+from service.launch import BIN, ROOT, free_port, start, stop
 from training.data import datasets
 from training.data.datasets import Dataset
 from training.data.seeds import materialise
@@ -94,3 +99,20 @@ def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, Train
 def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
     """Champions of all four models in the session's registry."""
     return tracking
+
+
+def invocations(model_uri: str, frame: pd.DataFrame, log: Path) -> pd.DataFrame:
+    """The model served by `mlflow models serve`, called once with the frame as JSON."""
+    port = free_port()
+    # PYTHONPATH: the model unpickles this checkout's scoring/, whatever else is installed.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT)}
+    server = start([str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local", "-p", str(port),
+                    "-h", "127.0.0.1"], env, port, log, ready_path="/ping", timeout=300)
+    try:
+        body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+        r = httpx.post(f"{server.url}/invocations", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        return pd.DataFrame(r.json()["predictions"])
+    finally:
+        stop(server)

@@ -79,7 +79,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     table = None
     if args.table:
         ids = args.id_columns.split(",") if args.id_columns else None
-        table = Table(Path(args.table), args.target, args.positive, args.treatment, ids, args.date_column, args.name)
+        table = Table(Path(args.table), args.target, args.positive, args.treatment, ids, args.date_column, args.name,
+                      args.test_share)
     for name in names:
         try:
             r = train_one(name, settings, dates, args.force_promote, table)
@@ -89,7 +90,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
             sys.exit(f"{name}: MLflow: {e.message}")
         keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini")
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
-        print(f"{MODELS[name]} v{r.version} (run {r.run_id}): {figures}; {r.decision.reason}")
+        print(f"{table.registered if table else MODELS[name]} v{r.version} (run {r.run_id}): {figures}; "
+              f"{r.decision.reason}")
 
 
 def _cmd_seeds(args: argparse.Namespace) -> None:
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", help="with --table: the binary label column")
     p.add_argument("--positive", help="with --table: the label value that is the event (e.g. bad, churned); "
                                       "needed unless the labels are 0/1 or true/false")
+    p.add_argument("--test-share", type=float, default=0.2,
+                   help="with --table: the share held out for the out-of-time (or random) test (default 0.2)")
     p.add_argument("--name", help="with --table: the registered model name (default: the table file's name)")
     p.add_argument("--id-columns", help="with --table: comma-separated id columns (default: detected, names like *_id)")
     p.add_argument("--date-column", help="with --table: split out-of-time on this column (default: detected)")

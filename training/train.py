@@ -17,9 +17,10 @@ from training.data import datasets
 from training.data.datasets import Dataset, UpliftData
 from training.data.snapshots import SnapshotDates
 from training.fit.binary import fit_binary
-from training.fit.scorecard import fit_credit
-from training.fit.select import FOLDS, select
-from training.fit.uplift import fit_uplift
+from training.fit.candidate import Candidate
+from training.fit.scorecard import fit_credit, fit_scorecard
+from training.fit.select import FOLDS, compare_card, select
+from training.fit.uplift import BASELINE, CV_FOLDS, cv_qini, fit_uplift
 from training.tracking import (ROWS_TAG, TrainResult, experiment, log_candidate, log_inputs, record, register,
                                rows_digest)
 
@@ -37,6 +38,7 @@ class Table:
     id_columns: list[str] | None = None
     date_column: str | None = None
     name: str | None = None  # the registered name; by default the file's
+    test_share: float = 0.2  # held out (the latest rows when dated, a random share otherwise)
 
     @property
     def registered(self) -> str:
@@ -44,7 +46,8 @@ class Table:
         return self.name or self.path.stem
 
     def dataset(self) -> Dataset:
-        return datasets.from_table(self.path, self.target, self.id_columns, self.date_column, positive=self.positive)
+        return datasets.from_table(self.path, self.target, self.id_columns, self.date_column, self.test_share,
+                                   positive=self.positive)
 
 
 def train_binary(ds: Dataset, registered_name: str, settings: Settings, force: bool = False,
@@ -81,7 +84,7 @@ def response_data(settings: Settings, dates: SnapshotDates | None, table: Table 
         return datasets.response(settings, dates)
     if not table.treatment:
         raise ValueError("training response on a table needs its treatment column (--treatment)")
-    return datasets.response_table(table.path, table.target, table.treatment, table.positive)
+    return datasets.response_table(table.path, table.target, table.treatment, table.positive, table.test_share)
 
 
 def train_response(settings: Settings, dates: SnapshotDates | None, force: bool = False,
@@ -93,10 +96,19 @@ def train_response(settings: Settings, dates: SnapshotDates | None, force: bool 
     mlflow.set_experiment(experiment_id=experiment(name, settings))
     tags = {"split": ds.split, "data": "table" if table else "simulated", "comparison": uuid.uuid4().hex,
             ROWS_TAG: rows_digest(ds)}
-    candidates = fit_uplift(data)
+    candidates = fit_uplift(data, name, baseline=table is not None)
+    cv = table_cv(data, candidates) if table else None
     run_ids = [log_candidate(c, tags) for c in candidates]
-    learners = [(run_id, c) for run_id, c in zip(run_ids, candidates) if c.scorer is not None]
-    best_run, best = max(learners, key=lambda rc: rc[1].metrics["oot_qini"])
+    learners = [(run_id, c) for run_id, c in zip(run_ids, candidates)
+                if c.scorer is not None and c.tags.get("role") != "baseline"]
+    # A table's learner by its cross-validated Qini on the training rows; the snapshots' by the
+    # out-of-time Qini, as their test rows are a later window the learner never saw.
+    choose = "cv_qini" if cv is not None else "oot_qini"
+    best_run, best = max(learners, key=lambda rc: rc[1].metrics[choose])
+    if cv is not None and not best.metrics["cv_qini"] > cv.loc[BASELINE, "cv_qini"]:
+        raise ValueError(f"{name}: no uplift learner beats the plain two-model LightGBM in {CV_FOLDS}-fold "
+                         f"cross-validation on the training rows ({cv['cv_qini'].round(5).to_dict()}): "
+                         "nothing registered; the comparison is logged in every learner's run")
     comparison = pd.DataFrame({c.params["learner"]: c.metrics for c in candidates}).T
     with mlflow.start_run(run_id=best_run):
         mlflow.set_tag("selected", "True")
@@ -108,6 +120,17 @@ def train_response(settings: Settings, dates: SnapshotDates | None, force: bool 
     return TrainResult(best_run, version, best.metrics, decision, best.scorer, best.test_scores)
 
 
+def table_cv(data: UpliftData, candidates: list[Candidate]) -> pd.DataFrame:
+    """The learners' and the baseline's cross-validated Qini, put in each candidate's metrics and tables."""
+    spec = next(c.scorer.spec for c in candidates if c.scorer is not None)
+    cv = cv_qini(data, spec, spec.to_matrix(data.ds.X_train))
+    for c in candidates:
+        c.tables["tables/cv_comparison.csv"] = cv
+        if c.params["learner"] in cv.index:
+            c.metrics["cv_qini"] = float(cv.loc[c.params["learner"], "cv_qini"])
+    return cv
+
+
 def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = False,
                  table: Table | None = None) -> TrainResult:
     """Challenger first, then the scorecard: fit, validate out-of-time, log, register, gate on OOT AUC."""
@@ -117,10 +140,28 @@ def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = 
     challenger, card = fit_credit(ds, name)
     challenger_run = log_candidate(challenger, {"split": ds.split}, ds)
     register(challenger_run, challenger, challenger.scorer.spec.frame(ds.X_test.head(5)), None, "oot_auc")
+    if table:
+        card_beats_baseline(card, ds, name)
     result = record(card, ds, {"split": ds.split, "challenger_run_id": challenger_run}, name, "oot_auc", force)
     log.info("%s v%s: scorecard OOT AUC %.4f, LightGBM challenger %.4f", name, result.version,
              card.metrics["oot_auc"], challenger.metrics["oot_auc"])
     return result
+
+
+def card_beats_baseline(card: Candidate, ds: Dataset, name: str) -> None:
+    """A table's card, compared in cross-validation on the training rows, goes on to registration only
+    if it beats the one-hot logistic regression; the comparison is in its run either way."""
+    spec = card.scorer.spec
+    table, beats = compare_card(spec, spec.to_matrix(ds.X_train), ds.y_train,
+                                lambda X, y: fit_scorecard(X, y, spec)[0])
+    card.tables["tables/cv_comparison.csv"] = table
+    card.metrics.update({f"cv_auc_{c}": float(v) for c, v in table["cv_auc"].items()})
+    card.tags["beats_baselines"] = str(beats)
+    if not beats:
+        log_candidate(card, {"split": ds.split, "registered": "False"}, ds)
+        raise ValueError(f"{name}: the scorecard does not beat the one-hot logistic regression in {FOLDS}-fold "
+                         f"cross-validation on the training rows ({table['cv_auc'].round(4).to_dict()}): "
+                         "nothing registered; the comparison is logged")
 
 
 def train_one(model: str, settings: Settings, dates: SnapshotDates | None, force: bool = False,

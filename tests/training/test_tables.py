@@ -4,18 +4,15 @@ dtypes (ints, bools, nullable ints, text, a missing optional column) through the
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import httpx
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from service.launch import BIN, ROOT, free_port, start, stop
+from tests.conftest import invocations
 from training.train import Table, train_credit, train_one, train_response
 
 N = 4000
@@ -50,23 +47,6 @@ def table_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("own") / "bank_customers.parquet"
     own_table().to_parquet(path, index=False)
     return path
-
-
-def invocations(model_uri: str, frame: pd.DataFrame, log: Path) -> pd.DataFrame:
-    """The model served by `mlflow models serve`, called once with the frame as JSON."""
-    port = free_port()
-    # PYTHONPATH: the model unpickles this checkout's scoring/, whatever else is installed.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": f"{BIN}:{os.environ['PATH']}",
-           "PYTHONPATH": str(ROOT)}
-    server = start([str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local", "-p", str(port),
-                    "-h", "127.0.0.1"], env, port, log, ready_path="/ping", timeout=300)
-    try:
-        body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
-        r = httpx.post(f"{server.url}/invocations", json=body, timeout=120)
-        assert r.status_code == 200, r.text
-        return pd.DataFrame(r.json()["predictions"])
-    finally:
-        stop(server)
 
 
 def round_trip(name: str, table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:

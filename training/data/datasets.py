@@ -270,9 +270,10 @@ def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
     return UpliftData(ds, TARGET, TREATMENT)
 
 
-def response_table(path: Path, target: str, treatment: str, positive: str | None = None) -> UpliftData:
+def response_table(path: Path, target: str, treatment: str, positive: str | None = None,
+                   test_share: float = 0.2) -> UpliftData:
     """A flat randomised campaign log; ids, dates and the split as `from_table` does them."""
-    ds = from_table(path, target, positive=positive)
+    ds = from_table(path, target, test_share=test_share, positive=positive)
     if treatment not in ds.X_train.columns:
         raise KeyError(f"treatment column {treatment!r} not among the feature columns of {path.name}")
     for X in (ds.X_train, ds.X_test):

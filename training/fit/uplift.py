@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from scoring.scorer import decile_edges
 from scoring.segments import grid_for
@@ -37,6 +38,11 @@ MIN_SEGMENT_ROWS = 1000
 UPLIFT_PARAMS = {**LGBM_PARAMS, "num_leaves": 4, "min_data_in_leaf": 200, "learning_rate": 0.03,
                  "lambda_l2": 10.0, "extra_trees": True, "num_threads": 1}
 ROUNDS = 300
+# A table's learner is chosen by cross-validation on its training rows, beside this baseline.
+CV_FOLDS = 3
+BASELINE = "two_model_default"
+BASELINE_PARAMS = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+BASELINE_ROUNDS = 100
 
 
 @dataclass
@@ -155,29 +161,69 @@ def uplift_figures(data: UpliftData, ranking: np.ndarray, scorer: UpliftScorer |
     return out, {"tables/uplift_by_decile.csv": table}
 
 
-def candidate(name: str, data: UpliftData, spec: FeatureSpec, X_te: np.ndarray, ranking: np.ndarray,
+def candidate(model: str, name: str, data: UpliftData, spec: FeatureSpec, X_te: np.ndarray, ranking: np.ndarray,
               response: np.ndarray, scorer: UpliftScorer | None) -> Candidate:
     ds = data.ds
     figs, tables = uplift_figures(data, ranking, scorer, X_te)
     params = {**{k: v for k, v in UPLIFT_PARAMS.items() if k != "verbose"}, "rounds": ROUNDS, "learner": name,
               "features": len(spec.names), "train_rows": len(ds.y_train), "test_rows": len(ds.y_test),
               "treated_share": float(data.t_train.mean())}
-    return Candidate(f"marketing_response-{name}", scorer, ranking, params, uplift_metrics(data, ranking, response),
+    return Candidate(f"{model}-{name}", scorer, ranking, params, uplift_metrics(data, ranking, response),
                      tags={"model_family": "lightgbm", "learner": name, "selected": "False"},
                      figures=figs, tables=tables)
 
 
-def fit_uplift(data: UpliftData) -> list[Candidate]:
-    """The response-propensity reference first, then one candidate per learner, on the same rows."""
+def two_model_default(X: np.ndarray, y: np.ndarray, t: np.ndarray, spec: FeatureSpec,
+                      X_train: pd.DataFrame) -> UpliftScorer:
+    """The plain baseline a data scientist tries first: LightGBM as it comes, one model per arm."""
+    def arm(rows: np.ndarray) -> lgb.Booster:
+        data = lgb.Dataset(X[rows], y[rows], feature_name=spec.names, categorical_feature=spec.categorical_index)
+        return lgb.train(BASELINE_PARAMS, data, BASELINE_ROUNDS)
+
+    scorer = UpliftScorer(BASELINE, {"control": arm(t == 0), "treated": arm(t == 1)}, {"treated": 1.0, "control": -1.0},
+                          0.0, spec, [], grid_for(spec.names, X_train))
+    scorer.band_edges = decile_edges(scorer.predict(X))
+    return scorer
+
+
+def cv_qini(data: UpliftData, spec: FeatureSpec, X: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """Each learner's and the baseline's mean Qini over folds of the training rows (stratified by arm
+    and outcome): what a table's learner is chosen by, the test rows kept for the held-out figures."""
+    y, t, frame = data.ds.y_train, data.t_train, data.ds.X_train
+    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(X, 2 * y + t)
+    scores: dict[str, list[float]] = {name: [] for name in (*LEARNERS, BASELINE)}
+    for tr, te in folds:
+        arms = fit_arms(X[tr], y[tr], t[tr], spec)
+        for name in LEARNERS:
+            ranking = build_scorer(name, arms, frame.iloc[tr]).predict(X[te])
+            scores[name].append(qini_coefficient(y[te], t[te], ranking))
+        ranking = two_model_default(X[tr], y[tr], t[tr], spec, frame.iloc[tr]).predict(X[te])
+        scores[BASELINE].append(qini_coefficient(y[te], t[te], ranking))
+    table = pd.DataFrame({n: {"cv_qini": np.mean(v), "cv_qini_std": np.std(v)} for n, v in scores.items()}).T
+    table.index.name = "learner"
+    return table
+
+
+def _learner_candidate(model: str, name: str, scorer: UpliftScorer, data: UpliftData, spec: FeatureSpec,
+                       X_te: np.ndarray) -> Candidate:
+    p = scorer.extras(X_te)
+    response = np.where(data.t_test == 1, p["p_treated"], p["p_control"])
+    return candidate(model, name, data, spec, X_te, scorer.predict(X_te), response, scorer)
+
+
+def fit_uplift(data: UpliftData, model: str, baseline: bool = False) -> list[Candidate]:
+    """The response-propensity reference first, then one candidate per learner, on the same rows; with
+    `baseline`, the plain two-model LightGBM last (compared, never registered)."""
     ds = data.ds
     spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
     X_tr, X_te = spec.to_matrix(ds.X_train), spec.to_matrix(ds.X_test)
     arms = fit_arms(X_tr, ds.y_train, data.t_train, spec)
     propensity = fit(X_tr, ds.y_train, spec).predict(X_te)
-    out = [candidate("response_propensity", data, spec, X_te, propensity, propensity, None)]
-    for learner in LEARNERS:
-        scorer = build_scorer(learner, arms, ds.X_train)
-        p = scorer.extras(X_te)
-        response = np.where(data.t_test == 1, p["p_treated"], p["p_control"])
-        out.append(candidate(learner, data, spec, X_te, scorer.predict(X_te), response, scorer))
+    out = [candidate(model, "response_propensity", data, spec, X_te, propensity, propensity, None)]
+    out += [_learner_candidate(model, name, build_scorer(name, arms, ds.X_train), data, spec, X_te)
+            for name in LEARNERS]
+    if baseline:
+        scorer = two_model_default(X_tr, ds.y_train, data.t_train, spec, ds.X_train)
+        out.append(_learner_candidate(model, BASELINE, scorer, data, spec, X_te))
+        out[-1].tags["role"] = "baseline"
     return out
