@@ -71,7 +71,8 @@ class Snapshot:
             return locate(self.ids, ids)
         kind = str if self.text_ids else int
         typed = np.array([type(u) is kind for u in user_ids], dtype=bool)
-        ids = np.array([u if ok else kind() for u, ok in zip(user_ids, typed)], dtype=None if self.text_ids else np.int64)
+        ids = np.array([u if ok else kind() for u, ok in zip(user_ids, typed)],
+                       dtype=None if self.text_ids else np.int64)
         pos, found = locate(self.ids, ids)
         return pos, found & typed
 
