@@ -43,6 +43,17 @@ def verify_checksums(artifacts: dict[str, str]) -> None:
             raise ArtifactError(f"artifact {name} does not match its training-time checksum")
 
 
+def verify_folder(folder: Path) -> None:
+    """`verify_checksums` of a folder whose files the manifest lists by stem; a file it does not list
+    is refused too, as nothing vouches for it."""
+    files = {p.name if p.name == CHECKSUMS else p.stem: p for p in folder.iterdir() if p.is_file()}
+    verify_checksums({name: str(p) for name, p in files.items()})
+    listed = json.loads(files[CHECKSUMS].read_text())
+    unlisted = sorted(p.name for name, p in files.items() if name != CHECKSUMS and name not in listed)
+    if unlisted:
+        raise ArtifactError(f"{unlisted[0]} has no checksum in {folder.name}/{CHECKSUMS}")
+
+
 def write_meta(folder: Path, kind: str, spec: FeatureSpec, band_edges: list[float],
                segments: SegmentGrid | None, **extra) -> Path:
     path = folder / "meta.json"

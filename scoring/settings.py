@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     history_snapshots: int = Field(3, ge=0)
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")
     max_batch: int = 10_000
+    max_body_mb: int = Field(64, ge=1, description="request bodies above this are refused (413) before they are read")
     serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")
     scoring_threads: int = Field(2, ge=1, description="LightGBM threads for one large batch (small ones use one)")
     lookalike_min_seed: int = 100

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.artifacts import CHECKSUMS, verify_checksums
+from scoring.artifacts import verify_folder
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed
 from scoring.snapshot import Snapshot, id_array
@@ -16,7 +16,7 @@ from service.served import NotReady
 def load_lookalike(folder: Path, snapshot: Snapshot) -> Lookalike:
     if not folder.exists():
         raise NotReady("no lookalike index with the snapshot: run `python -m training lookalike-index`")
-    verify_checksums({p.name if p.name == CHECKSUMS else p.stem: str(p) for p in folder.iterdir()})
+    verify_folder(folder)
     lk = Lookalike.load(folder)
     if not np.array_equal(lk.user_ids, snapshot.ids):
         raise NotReady("lookalike index was built on another snapshot")

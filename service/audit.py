@@ -68,8 +68,28 @@ class AuditLog:
         # Kept open in append mode, and each record written with one write(): with O_APPEND the
         # kernel places every record whole at the end, so the workers sharing this file never
         # interleave (a buffered file would split a 10,000-id record into several writes).
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd, self._inode = self._open()
         self._second: tuple[int, str] = (-1, "")
+
+    def _open(self) -> tuple[int, tuple[int, int]]:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        st = os.fstat(fd)
+        return fd, (st.st_dev, st.st_ino)
+
+    def _current_fd(self) -> int:
+        """The open file, reopened when the path no longer names it: deleted, or rotated away by
+        logrotate (without copytruncate). Checked on every record (a stat, ~1 µs), so that no record
+        goes to a file nobody will read."""
+        try:
+            st = os.stat(self.path)
+            moved = (st.st_dev, st.st_ino) != self._inode
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            old = self._fd
+            self._fd, self._inode = self._open()
+            os.close(old)
+        return self._fd
 
     def _utc_now(self) -> str:
         """The time as datetime's isoformat(timespec="milliseconds") in UTC writes it, with the
@@ -99,6 +119,6 @@ class AuditLog:
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
-            written = os.write(self._fd, line)
+            written = os.write(self._current_fd(), line)
         if written != len(line):  # only on a full disk or a signal: say so rather than drop part of a record
             raise OSError(f"audit log: wrote {written} of {len(line)} bytes")

@@ -15,6 +15,7 @@ from pathlib import Path
 from scoring.settings import Settings
 from service.audit import AuditLog
 from service.keys import SCOPES, KeyStore
+from service.limits import BodyLimit
 
 log = logging.getLogger("opscore.service")
 
@@ -134,7 +135,10 @@ class AuthMiddleware:
 
 
 def protect(service, settings: Settings, scopes: RouteScopes) -> None:
-    """Put a BentoML service behind the keys, the route scopes and the audit log that the settings name."""
+    """Put a BentoML service behind the keys, the route scopes, the audit log and the body limit that the
+    settings name."""
     service.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
                                 audit_file=str(settings.audit_log.resolve()),
                                 audit_secret=settings.audit_secret.get_secret_value(), scopes=scopes)
+    # Inside the key check (middlewares added first are outermost), so that a refused body is audited too.
+    service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_mb * 1024 * 1024)

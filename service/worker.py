@@ -12,6 +12,7 @@ import orjson
 import pandas as pd
 
 from scoring.answer_json import score_json
+from scoring.artifacts import verify_folder
 from scoring.lookalike import Lookalike
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
@@ -45,6 +46,7 @@ class Worker:
         if w.snapshot is not None:
             w.pseudonyms = PseudonymTable(settings.audit_secret.get_secret_value().encode(), w.snapshot.ids)
             w._load_lookalike()
+            w._guard("seeds", w._verify_seeds)
             if "abuse" in w.models:
                 w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
@@ -71,6 +73,12 @@ class Worker:
             self.lookalike = load_lookalike(self.snapshot_path / "lookalike", self.snapshot)
 
         self._guard("lookalike", load)
+
+    def _verify_seeds(self) -> None:
+        folder = self.snapshot_path / "seeds"
+        if not folder.is_dir():
+            raise NotReady("no seeds with the snapshot: run `python -m training seeds`, then import-models")
+        verify_folder(folder)
 
     def _load_model(self, endpoint: str, ref) -> None:
         def load() -> None:

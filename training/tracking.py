@@ -41,11 +41,19 @@ def setup_tracking(settings: Settings) -> None:
     mlflow.set_registry_uri(settings.tracking_uri)
 
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI view; these hold training runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment(name: str, settings: Settings) -> str:
-    """The experiment of one model, created with its artifacts under mlruns/."""
+    """The experiment of one model, created with its artifacts under mlruns/, tagged as model training."""
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        return mlflow.create_experiment(name, artifact_location=f"{settings.artifact_root}/{name}")
+        return mlflow.create_experiment(name, artifact_location=f"{settings.artifact_root}/{name}",
+                                        tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if exp.tags.get(key) != value:  # one made before the tag was set
+            MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
 
 

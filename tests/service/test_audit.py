@@ -92,3 +92,21 @@ def test_a_call_that_fails_after_its_head_is_audited_as_an_error(tmp_path):
         asyncio.run(middleware(scope, None, send))
     assert sent == []  # the head was held back, so the server's error handler can still answer 500
     assert json.loads((tmp_path / "audit.log").read_text())["status"] == 500
+
+
+def test_a_deleted_or_rotated_audit_file_is_reopened_and_nothing_is_lost(tmp_path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(path, b"secret")
+
+    def write(request_id: str) -> None:
+        log.write(request_id=request_id, key_id="k", endpoint="/v1/churn/score", status=200, elapsed_ms=1.0,
+                  detail={"user_ids": [1]})
+
+    write("first")
+    path.unlink()  # an operator's rm
+    write("after-delete")
+    assert [json.loads(x)["request_id"] for x in path.read_text().splitlines()] == ["after-delete"]
+    path.rename(tmp_path / "audit.log.1")  # logrotate without copytruncate
+    write("after-rotate")
+    assert [json.loads(x)["request_id"] for x in path.read_text().splitlines()] == ["after-rotate"]
+    assert [json.loads(x)["request_id"] for x in (tmp_path / "audit.log.1").read_text().splitlines()] == ["after-delete"]

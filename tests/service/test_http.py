@@ -230,3 +230,21 @@ def test_audit_log_has_a_line_per_call_and_no_personal_data(server, keys, some_i
         assert str(uid) not in text
     for key in keys.values():
         assert key not in text and key.split("_", 2)[2] not in text
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(server, keys, all_champions):
+    """Only the head is sent, declaring one byte over the limit: the answer comes without the body."""
+    import socket
+
+    limit = all_champions.max_body_mb * 1024 * 1024
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(f"POST /v1/churn/score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {keys['campaign']}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {limit + 1}\r\n\r\n".encode())
+        answer = b""
+        while chunk := conn.recv(4096):  # the server closes the connection after a refusal
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413") and b"above the limit" in answer
+    record = json.loads(all_champions.audit_log.read_text().splitlines()[-1])
+    assert record["status"] == 413 and record["endpoint"] == "/v1/churn/score"
+    assert post(server, "/v1/churn/score", {"user_ids": [1]}, keys["campaign"]).status_code == 200  # others go on

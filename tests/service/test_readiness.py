@@ -50,3 +50,19 @@ def test_corrupt_artifact_keeps_readiness_red(all_champions, broken_home, tmp_pa
         assert "churn failed to load" in s.log_text() and "checksum" in s.log_text()
     finally:
         stop_server(s)
+
+
+def test_a_corrupt_seed_keeps_readiness_red(all_champions, broken_home, tmp_path):
+    """A seed whose file changed would expand another audience: readiness stays red and the log names it."""
+    home = broken_home("seed")
+    seed = next(_model_dir(home, "feature_snapshot").rglob("seeds/top_value_20pct.parquet"))
+    data = bytearray(seed.read_bytes())
+    data[len(data) // 2] ^= 1
+    seed.write_bytes(bytes(data))
+    s = start_server(all_champions, home, tmp_path / "serve.log", wait_ready=False)
+    try:
+        assert httpx.get(s.url + "/readyz").status_code == 503
+        assert "seeds failed to load" in s.log_text() and "top_value_20pct" in s.log_text()
+    finally:
+        stop_server(s)
+

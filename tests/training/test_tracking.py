@@ -88,6 +88,7 @@ def test_setup_tracking_points_tracking_and_registry_at_the_sqlite_store(store):
     exp = mlflow.get_experiment(exp_id)
     assert exp.name == "gate-tests" and exp.artifact_location == f"{settings.artifact_root}/gate-tests"
     assert experiment("gate-tests", settings) == exp_id  # found again, not created twice
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
 
 
 def test_setup_tracking_honours_mlflow_tracking_uri(store, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scoring.artifacts import write_checksums
 from scoring.seeds import seed_folder
 from scoring.settings import Settings
 from training.data import warehouse
@@ -17,6 +18,8 @@ def materialise(settings: Settings, source: Path = SEEDS_DIR) -> dict[str, int]:
     """Evaluate every seeds/*.sql and copy every seeds/*.csv; return the size of each seed."""
     out = seed_folder(settings)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.parquet"):  # the folder mirrors seeds/: a seed removed there goes here too
+        stale.unlink()
     sizes: dict[str, int] = {}
     with warehouse.connect(settings) as con:
         # A seed's ids take the warehouse's id type: a CSV of text ids that look like numbers reads as ints.
@@ -26,6 +29,8 @@ def materialise(settings: Settings, source: Path = SEEDS_DIR) -> dict[str, int]:
             sizes[path.stem] = _write(ids, out / f"{path.stem}.parquet", path, text_ids)
     for path in sorted(source.glob("*.csv")):
         sizes[path.stem] = _write(pd.read_csv(path), out / f"{path.stem}.parquet", path, text_ids)
+    # Checked by the service before it reports ready: a changed file would expand another audience.
+    write_checksums({name: out / f"{name}.parquet" for name in sizes}, out)
     return sizes
 
 

@@ -1,0 +1,69 @@
+"""Request bodies bounded before they are read: a body above the documented size is refused with 413.
+
+The largest legal request, 10,000 records with every feature at full precision, is about 24 MB of
+JSON; the limit (`OPSCORE_MAX_BODY_MB`, 64 by default) is more than twice that. A declared
+Content-Length above it is refused before one byte of the body is read; a body sent without one
+(chunked) is counted as it arrives and refused once it passes the limit.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class BodyTooLarge(Exception):
+    """The body being read has passed the limit."""
+
+
+def _declared_length(scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimit:
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            return await self._refuse(send, scope)
+        seen, started = 0, False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def watching_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(send, scope)
+
+    async def _refuse(self, send, scope) -> None:
+        request_id = scope.get("state", {}).get("request_id")
+        body = json.dumps({"error": f"request body above the limit of {self.max_bytes} bytes",
+                           "request_id": request_id}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
