@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+DEV_AUDIT_SECRET = "opscore-dev-audit-secret"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSCORE_", env_file=".env", extra="ignore")
 
@@ -17,8 +20,8 @@ class Settings(BaseSettings):
     mlruns_dir: Path = Path("mlruns")
     keys_file: Path = Path("data/keys.json")
     audit_log: Path = Path("data/audit.log")
-    # Keyed hash for user ids in the audit log; override in any real deployment.
-    audit_secret: SecretStr = SecretStr("opscore-dev-audit-secret")
+    # Keyed hash for user ids in the audit log; override in any real deployment (the service warns).
+    audit_secret: SecretStr = SecretStr(DEV_AUDIT_SECRET)
 
     churn_window_days: int = 30
     label_window_days: int = 30

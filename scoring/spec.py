@@ -10,6 +10,15 @@ import pandas as pd
 from scoring.vocabulary import NOT_FEATURES
 
 
+def _numbers(col: pd.Series) -> pd.Series:
+    """A numeric feature as numbers, whatever it came as: a CSV's True/False or a number as text
+    reads as the number it stands for; anything else is missing."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return pd.to_numeric(col, errors="coerce")
+    text = col.astype("string").str.strip().str.lower()
+    return pd.to_numeric(text.replace({"true": "1", "false": "0"}), errors="coerce")
+
+
 @dataclass
 class FeatureSpec:
     """Column order and category codes. An unseen category is treated as missing, as LightGBM
@@ -49,9 +58,7 @@ class FeatureSpec:
             df = df.reindex(columns=self.names)
         out = np.empty((len(df), len(self.names)), dtype=np.float64)
         if self.numeric:
-            out[:, : len(self.numeric)] = df[self.numeric].apply(pd.to_numeric, errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
+            out[:, : len(self.numeric)] = df[self.numeric].apply(_numbers).to_numpy(dtype=np.float64, na_value=np.nan)
         for j, (col, cats) in enumerate(self.categorical.items()):
             codes = pd.Categorical(df[col].astype("string"), categories=cats).codes.astype(np.float64)
             codes[codes < 0] = np.nan

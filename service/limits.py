@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 
 
-class BodyTooLarge(Exception):
-    """The body being read has passed the limit."""
-
-
 def _declared_length(scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
@@ -36,28 +32,35 @@ class BodyLimit:
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_bytes:
             return await self._refuse(send, scope)
-        seen, started = 0, False
+        seen, started, refused = 0, False, False
 
         async def counting_receive():
-            nonlocal seen
+            # Past the limit, the 413 goes out at once and the app is told the client has gone: an
+            # exception raised here would surface from the app's body read as a 500.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
+                if seen > self.max_bytes and not started:
+                    refused = True
+                    await self._refuse(send, scope)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watching_send(message):
             nonlocal started
+            if refused:  # the app's own answer to a body it never got whole is not sent
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting_receive, watching_send)
-        except BodyTooLarge:
-            if started:
+        except Exception:
+            if not refused:
                 raise
-            await self._refuse(send, scope)
 
     async def _refuse(self, send, scope) -> None:
         request_id = scope.get("state", {}).get("request_id")

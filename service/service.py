@@ -21,16 +21,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
-from scoring.settings import get_settings
+from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.thresholds import INLINE_ROWS
 from service.audiences import RequestError, lookalike_audience
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
+from service.logs import keep_caller_input_out_of_logs
 from service.requests import LookalikeRequest, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
 
 log = logging.getLogger("opscore.service")
+keep_caller_input_out_of_logs()
 settings = get_settings()
 SCOPES = RouteScopes()
 # Shared with the /v1/models app below, which is mounted beside the service in the same worker.
@@ -81,6 +83,10 @@ class Opscore:
     snapshot_ref = _stored(SNAPSHOT_MODEL)
 
     def __init__(self) -> None:
+        keep_caller_input_out_of_logs()  # again in the worker, after BentoML has set its logging up
+        if settings.audit_secret.get_secret_value() == DEV_AUDIT_SECRET:
+            log.warning("OPSCORE_AUDIT_SECRET is the development default: anyone can reverse the audit "
+                        "log's pseudonyms; set it in any real deployment")
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
         self.worker = Worker.load(settings, self.snapshot_ref, refs)
         WORKER["worker"] = self.worker

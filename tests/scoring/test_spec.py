@@ -32,3 +32,11 @@ def test_a_frame_without_a_feature_is_refused_naming_it():
 def test_round_trip_through_its_dict():
     spec = FeatureSpec(numeric=["x"], categorical={"c": ["a", "b"]})
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_booleans_and_numbers_as_text_read_as_the_numbers_they_stand_for():
+    spec = FeatureSpec(numeric=["flag", "n"])
+    as_trained = spec.to_matrix(pd.DataFrame({"flag": [True, False, None], "n": [5, 7, None]}))
+    from_a_csv = spec.to_matrix(pd.DataFrame({"flag": ["True", "false", ""], "n": ["5", " 7 ", "n/a"]}))
+    np.testing.assert_array_equal(from_a_csv, as_trained)
+

@@ -248,3 +248,45 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(server, keys, all_champi
     record = json.loads(all_champions.audit_log.read_text().splitlines()[-1])
     assert record["status"] == 413 and record["endpoint"] == "/v1/churn/score"
     assert post(server, "/v1/churn/score", {"user_ids": [1]}, keys["campaign"]).status_code == 200  # others go on
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_an_error(server, keys, all_champions):
+    """Without a declared length the body is counted as it comes: past the limit the answer is 413."""
+    import socket
+
+    limit = all_champions.max_body_mb * 1024 * 1024
+    chunk = b"x" * (1024 * 1024)
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(f"POST /v1/churn/score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {keys['campaign']}\r\n"
+                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for _ in range(limit // len(chunk) + 2):
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while the rest was on its way
+        answer = b""
+        try:
+            while part := conn.recv(65536):
+                answer += part
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    record = json.loads(all_champions.audit_log.read_text().splitlines()[-1])
+    assert record["status"] == 413
+
+
+def test_no_id_or_feature_value_reaches_the_server_log(server, keys):
+    """Hostile bodies whose errors carry their input (pydantic's input_value, json's fragment): the log
+    names the field and the kind of error, never the value."""
+    marks = ["31415926535", "27182.818284", "16180339887"]
+    bodies = [{"user_ids": [int(marks[0])], "records": [{"credit_line": float(marks[1])}]},
+              {"records": [{"age": float(marks[1])}]},
+              {"user_ids": int(marks[2])}]
+    for body in bodies:
+        assert post(server, "/v1/churn/score", body, keys["campaign"]).status_code == 400
+    assert post(server, "/v1/churn/score", b'{"user_ids": [' + marks[2].encode(), keys["campaign"], raw=True).status_code == 400
+    log = server.log_text()
+    assert "validation" in log.lower() or "ValidationError" in log  # the failures are logged ...
+    for mark in marks:  # ... without what the caller sent
+        assert mark not in log
