@@ -24,19 +24,20 @@ def _cmd_keys(args: argparse.Namespace) -> None:
     from service.keys import KeyStore
 
     store = KeyStore(get_settings().keys_file)
-    if args.action == "add":
-        try:
+    try:
+        if args.action == "add":
             key = store.add(args.name, args.scopes.split(","))
-        except ValueError as e:
-            sys.exit(str(e))
-        print(key)
-        print(f"(shown once; only its hash is kept in {store.path})", file=sys.stderr)
-    elif args.action == "list":
-        for k in store.list():
-            print(f"{k.key_id}  {k.name:20s} {','.join(sorted(k.scopes))}")
-    elif args.action == "revoke":
-        if not store.revoke(args.name):
-            sys.exit(f"no key with id {args.name}")
+            print(key)
+            print(f"(shown once; only its hash is kept in {store.path})", file=sys.stderr)
+        elif args.action == "list":
+            for k in store.list():
+                print(f"{k.key_id}  {k.name:20s} {','.join(sorted(k.scopes))}")
+        elif args.action == "revoke":
+            if not store.revoke(args.name):
+                sys.exit(f"no key with id {args.name}")
+            print(f"revoked {args.name}; the server refuses it within a second", file=sys.stderr)
+    except ValueError as e:  # bad scopes, or a keys file that cannot be read (never written over)
+        sys.exit(str(e))
 
 
 def main(argv: list[str] | None = None) -> None:

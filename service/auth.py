@@ -19,7 +19,9 @@ from service.limits import BodyLimit
 
 log = logging.getLogger("opscore.service")
 
-OPEN_PATHS = {"/livez", "/readyz", "/metrics", "/healthz", "/docs", "/docs.json", "/"}
+OPEN_PATHS = {"/livez", "/readyz", "/metrics", "/healthz", "/docs", "/docs/", "/docs.json", "/"}
+# The API page's scripts and styles: without them the page at / renders blank.
+OPEN_PREFIXES = ("/static_content/",)
 
 
 class RouteScopes:
@@ -51,7 +53,7 @@ class AuthMiddleware:
         self.app = app
         self.scopes = scopes
         # A revoked key stops working within a second; a stat() per request cost a tenth of the middleware.
-        self.keys = KeyStore(Path(keys_file), recheck_s=1.0)
+        self.keys = KeyStore(Path(keys_file), recheck_s=1.0, keep_last_good=True)
         self.audit = AuditLog(Path(audit_file), audit_secret.encode())
         # Request ids: this worker's random prefix and a counter, unique without a uuid4's
         # urandom call per request (a request id needs to be unique, not unguessable).
@@ -59,7 +61,7 @@ class AuthMiddleware:
         self._ids = itertools.count()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         request_id = f"{self._id_prefix}{next(self._ids):016x}"

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+log = logging.getLogger("opscore.service")
 
 SCOPES = ("campaign", "risk")
 
@@ -35,9 +38,12 @@ class KeyStore:
 
     The server looks at the file at most every `recheck_s` seconds rather than on every request."""
 
-    def __init__(self, path: Path, recheck_s: float = 0.0):
+    def __init__(self, path: Path, recheck_s: float = 0.0, keep_last_good: bool = False):
         self.path = path
         self.recheck_s = recheck_s
+        # The server keeps the last good keys when the file turns bad; the CLI refuses, so that
+        # `keys add` never writes over a file it could not read.
+        self.keep_last_good = keep_last_good
         self._checked = -float("inf")
         self._version: tuple[int, int, int] | None = None
         self._keys: dict[str, dict] = {}
@@ -60,10 +66,32 @@ class KeyStore:
         # Every save replaces the file (a new inode), so two saves within one mtime tick still differ.
         version = (st.st_ino, st.st_mtime_ns, st.st_size)
         if version != self._version:
-            keys = json.loads(self.path.read_text())
-            api_keys = {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in keys.items()}
+            try:
+                keys, api_keys = self._parse(self.path.read_text())
+            except ValueError as e:
+                if not self.keep_last_good:
+                    raise ValueError(f"keys file {self.path} is unusable: {e}") from None
+                # The server goes on with the keys it had (none at start-up: every call 401), says
+                # once which file is wrong and how, and picks the file up again once it is mended.
+                log.error("keys file %s is unusable (%s): the last good keys stay in force", self.path, e)
+                self._version = version
+                return self._keys
             self._keys, self._api_keys, self._version, self._verified = keys, api_keys, version, {}
         return self._keys
+
+    @staticmethod
+    def _parse(text: str) -> tuple[dict[str, dict], dict[str, ApiKey]]:
+        """The keys of a file's text; ValueError saying what is wrong (never quoting the file)."""
+        try:
+            keys = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        if not isinstance(keys, dict):
+            raise ValueError("not a JSON object of key ids")
+        bad = [k for k, v in keys.items() if not (isinstance(v, dict) and {"name", "scopes", "sha256"} <= set(v))]
+        if bad:
+            raise ValueError(f"{len(bad)} entries lack name, scopes or sha256")
+        return keys, {k: ApiKey(k, v["name"], frozenset(v["scopes"])) for k, v in keys.items()}
 
     def add(self, name: str, scopes: list[str]) -> str:
         bad = [s for s in scopes if s not in SCOPES]

@@ -17,7 +17,7 @@ import orjson
 from bentoml.models import BentoModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
@@ -72,8 +72,17 @@ models_app = Starlette(routes=[Route(SCOPES.require("/v1/models", "campaign", "r
                                      list_models, methods=["GET"])])
 
 
+async def api_page(request: Request) -> RedirectResponse:
+    return RedirectResponse("/")
+
+
+# BentoML serves the API page (Swagger UI) at /; /docs, where people look for it, leads there.
+docs_app = Starlette(routes=[Route("/", api_page, methods=["GET"])])
+
+
 @bentoml.service(name="opscore", **SERVICE_CONFIG)
 @bentoml.asgi_app(models_app, path="/v1")
+@bentoml.asgi_app(docs_app, path="/docs")
 class Opscore:
     # Declared at class scope so that `bentoml build` carries them into the Bento.
     churn_ref = _stored(MODEL_NAMES["churn"])
