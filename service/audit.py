@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import orjson
+
+log = logging.getLogger("opscore.service")
 
 
 def pseudonym(secret: bytes, user_id: int | str) -> str:
@@ -59,22 +63,51 @@ class PseudonymTable:
         return orjson.Fragment(b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]")
 
 
+# Every audit log of this process, for readiness: a worker whose calls cannot be audited is not ready.
+AUDIT_LOGS: list[AuditLog] = []
+# Free space the log's folder needs before a failed log counts as usable again.
+RECOVERY_FREE_BYTES = 1 << 20
+
+
 class AuditLog:
     def __init__(self, path: Path, secret: bytes):
         self.path = path
         self.secret = secret
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Kept open in append mode, and each record written with one write(): with O_APPEND the
-        # kernel places every record whole at the end, so the workers sharing this file never
-        # interleave (a buffered file would split a 10,000-id record into several writes).
-        self._fd, self._inode = self._open()
         self._second: tuple[int, str] = (-1, "")
+        # Why the last record could not be written (None: it was): readiness turns red meanwhile.
+        self.failure: str | None = None
+        self._fd: int | None = None
+        self._inode = (0, 0)
+        try:
+            # Kept open in append mode, and each record written with one write(): with O_APPEND the
+            # kernel places every record whole at the end, so the workers sharing this file never
+            # interleave (a buffered file would split a 10,000-id record into several writes).
+            self._fd, self._inode = self._open()
+        except OSError as e:  # one clear line; every call is then refused (503) until it can be opened
+            self.failure = f"cannot open {path}: {e.strerror or e}"
+            log.error("audit log %s: every call will be refused until it can be written", self.failure)
+        AUDIT_LOGS.append(self)
 
     def _open(self) -> tuple[int, tuple[int, int]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         st = os.fstat(fd)
         return fd, (st.st_dev, st.st_ino)
+
+    def usable(self) -> bool:
+        """Whether calls can be audited: the last record was written, or, after a failure, the file
+        opens and its folder has room again (probed without writing, so no empty record is logged)."""
+        if self.failure is None:
+            return True
+        try:
+            self._current_fd()
+            room = shutil.disk_usage(self.path.parent).free >= RECOVERY_FREE_BYTES
+        except OSError:
+            return False
+        if room:
+            self.failure = None
+        return room
 
     def _current_fd(self) -> int:
         """The open file, reopened when the path no longer names it: deleted, or rotated away by
@@ -85,10 +118,11 @@ class AuditLog:
             moved = (st.st_dev, st.st_ino) != self._inode
         except FileNotFoundError:
             moved = True
-        if moved:
+        if moved or self._fd is None:
             old = self._fd
             self._fd, self._inode = self._open()
-            os.close(old)
+            if old is not None:
+                os.close(old)
         return self._fd
 
     def _utc_now(self) -> str:
@@ -119,6 +153,12 @@ class AuditLog:
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
-            written = os.write(self._current_fd(), line)
+            try:
+                written = os.write(self._current_fd(), line)
+            except OSError as e:
+                self.failure = f"cannot write {self.path}: {e.strerror or e}"
+                raise
         if written != len(line):  # only on a full disk or a signal: say so rather than drop part of a record
-            raise OSError(f"audit log: wrote {written} of {len(line)} bytes")
+            self.failure = f"wrote {written} of {len(line)} bytes to {self.path}"
+            raise OSError(f"audit log: {self.failure}")
+        self.failure = None

@@ -24,6 +24,7 @@ from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.thresholds import INLINE_ROWS
 from service.audiences import RequestError, lookalike_audience
+from service.audit import AUDIT_LOGS
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
@@ -112,7 +113,8 @@ class Opscore:
                      w.snapshot.as_of, len(w.snapshot.ids))
 
     def __is_ready__(self) -> bool:
-        return not self.worker.problems
+        # The audit logs are the middleware's, in this same worker: calls they cannot record are refused.
+        return not self.worker.problems and all(audit.usable() for audit in AUDIT_LOGS)
 
     def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
                offer: dict | None = None) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import multiprocessing as mp
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -110,3 +111,25 @@ def test_a_deleted_or_rotated_audit_file_is_reopened_and_nothing_is_lost(tmp_pat
     write("after-rotate")
     assert [json.loads(x)["request_id"] for x in path.read_text().splitlines()] == ["after-rotate"]
     assert [json.loads(x)["request_id"] for x in (tmp_path / "audit.log.1").read_text().splitlines()] == ["after-delete"]
+
+
+def test_an_audit_log_that_cannot_be_opened_refuses_calls_and_says_so_once(tmp_path, caplog):
+    (tmp_path / "not-a-folder").write_text("")
+    path = tmp_path / "not-a-folder" / "audit.log"
+    with caplog.at_level(logging.ERROR, logger="opscore.service"):
+        log = AuditLog(path, b"secret")  # no traceback, no crash
+    assert not log.usable()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and f"cannot open {path}" in errors[0] and "every call will be refused" in errors[0]
+    with pytest.raises(OSError):
+        log.write(request_id="r", key_id="k", endpoint="/v1/churn/score", status=200, elapsed_ms=1.0, detail=None)
+
+
+def test_a_failed_write_is_remembered_until_the_log_has_room_again(tmp_path):
+    log = AuditLog(tmp_path / "audit.log", b"secret")
+    log.path = Path("/dev/full")  # ENOSPC on every write, as a full disk
+    with pytest.raises(OSError):
+        log.write(request_id="r", key_id="k", endpoint="/v1/churn/score", status=200, elapsed_ms=1.0, detail=None)
+    assert log.failure and "No space left" in log.failure
+    log.path = tmp_path / "audit.log"  # room again
+    assert log.usable() and log.failure is None
