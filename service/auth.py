@@ -15,7 +15,7 @@ from pathlib import Path
 from scoring.settings import Settings
 from service.audit import AuditLog
 from service.keys import SCOPES, KeyStore
-from service.limits import BodyLimit
+from service.limits import BodyLimit, header
 
 log = logging.getLogger("opscore.service")
 
@@ -121,11 +121,11 @@ class AuthMiddleware:
 
     @staticmethod
     def _bearer(scope) -> str | None:
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                v = value.decode("latin-1")
-                return v[7:].strip() if v.lower().startswith("bearer ") else None
-        return None
+        value = header(scope, b"authorization")
+        if value is None:
+            return None
+        v = value.decode("latin-1")
+        return v[7:].strip() if v.lower().startswith("bearer ") else None
 
     @staticmethod
     async def _deny(send, status: int, message: str, request_id: str, headers=()) -> None:

@@ -12,14 +12,20 @@ from __future__ import annotations
 import json
 
 
-def _declared_length(scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+def header(scope, name: bytes) -> bytes | None:
+    """The first value of a request header (names come lower-case from the server)."""
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value
     return None
+
+
+def _declared_length(scope) -> int | None:
+    value = header(scope, b"content-length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class BodyLimit:
@@ -71,11 +77,8 @@ class BodyLimit:
 
 
 def _multipart_without_boundary(scope) -> bool:
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            v = value.lower()
-            return v.startswith(b"multipart/form-data") and b"boundary=" not in v
-    return False
+    kind = (header(scope, b"content-type") or b"").lower()
+    return kind.startswith(b"multipart/form-data") and b"boundary=" not in kind
 
 
 async def _answer(send, scope, status: int, message: str) -> None:

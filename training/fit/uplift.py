@@ -28,6 +28,7 @@ from training import figures
 from training.data.datasets import UpliftData
 from training.fit.binary import LGBM_PARAMS
 from training.fit.candidate import Candidate
+from training.fit.select import DEFAULT_LGBM, DEFAULT_ROUNDS
 from training.metrics import (auuc, mean_by_decile, qini_coefficient, qini_curve, true_uplift_captured,
                               uplift_by_decile)
 
@@ -41,8 +42,6 @@ ROUNDS = 300
 # A table's learner is chosen by cross-validation on its training rows, beside this baseline.
 CV_FOLDS = 3
 BASELINE = "two_model_default"
-BASELINE_PARAMS = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
-BASELINE_ROUNDS = 100
 
 
 @dataclass
@@ -178,7 +177,7 @@ def two_model_default(X: np.ndarray, y: np.ndarray, t: np.ndarray, spec: Feature
     """The plain baseline a data scientist tries first: LightGBM as it comes, one model per arm."""
     def arm(rows: np.ndarray) -> lgb.Booster:
         data = lgb.Dataset(X[rows], y[rows], feature_name=spec.names, categorical_feature=spec.categorical_index)
-        return lgb.train(BASELINE_PARAMS, data, BASELINE_ROUNDS)
+        return lgb.train(DEFAULT_LGBM, data, DEFAULT_ROUNDS)
 
     scorer = UpliftScorer(BASELINE, {"control": arm(t == 0), "treated": arm(t == 1)}, {"treated": 1.0, "control": -1.0},
                           0.0, spec, [], grid_for(spec.names, X_train))
