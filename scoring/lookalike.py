@@ -169,10 +169,12 @@ class Lookalike:
         return top, score[top]
 
     def _rank_knn(self, seed_rows: np.ndarray, k: int, allowed: np.ndarray, protected_off: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k allowed rows by summed similarity to the seeds' nearest neighbours.
+        """Top-k allowed rows by their mean similarity to the seeds, counting a seed only where the
+        row is among that seed's nearest neighbours (0 elsewhere), which is the score returned.
 
         Each seed votes for its neighbours with its similarity, so dense regions of the seed
-        outweigh a single odd seed; rows no seed reaches rank after by similarity to the centroid.
+        outweigh a single odd seed. Rows no seed reaches score 0 and follow, in order of cosine to
+        the seeds' centroid, so the score never rises down the ranking.
         """
         queries = self.vectors[seed_rows].copy()
         if protected_off and len(self.space.protected_dims):
@@ -182,19 +184,17 @@ class Lookalike:
         ok = (nbrs >= 0)
         nbrs, sims = nbrs[ok], sims[ok]
         ok = allowed[nbrs]
-        score = np.bincount(nbrs[ok], weights=sims[ok], minlength=len(self.user_ids))
+        score = np.bincount(nbrs[ok], weights=sims[ok], minlength=len(self.user_ids)) / len(seed_rows)
         hit = np.flatnonzero(score > 0)
         order = hit[np.argsort(-score[hit], kind="stable")][:k]
         if len(order) < k:
-            centroid = queries.mean(axis=0)
-            sim_all = self.vectors @ centroid
+            sim_all = self.vectors @ queries.mean(axis=0)
             sim_all[~allowed] = -np.inf
             sim_all[order] = -np.inf
             rest = np.argpartition(-sim_all, min(k - len(order), len(sim_all) - 1))[: k - len(order)]
             rest = rest[np.isfinite(sim_all[rest])]
-            order = np.concatenate([order, rest[np.argsort(-sim_all[rest])]])
-        sim = self.vectors[order] @ (queries.mean(axis=0) / max(np.linalg.norm(queries.mean(axis=0)), 1e-12))
-        return order, sim
+            order = np.concatenate([order, rest[np.argsort(-sim_all[rest], kind="stable")]])
+        return order, np.maximum(score[order], 0.0)
 
     def distinguishing(self, frame: pd.DataFrame, seed_rows: np.ndarray, top: int = 5) -> list[dict]:
         """Features whose seed mean differs most from the base, in base standard deviations."""

@@ -54,3 +54,14 @@ def test_filters_hold_and_protected_attributes_can_be_left_out(lk, frame):
     blind = expand(lk, frame, seeds, 500, allowed, protected_off=True)
     # Young seeds pull a young audience only when age is part of the similarity.
     assert frame.loc[blind.ids, "age"].mean() > with_age
+
+
+@pytest.mark.parametrize("method", ["embedding", "classifier"])
+def test_similarity_is_the_score_the_ranking_used(lk, frame, method):
+    """Reported similarity never rises down the ranking, including past the rows the seeds' neighbours reach."""
+    seeds = np.flatnonzero((frame["age"] < 25).to_numpy())[:100]
+    k = len(frame) // 2  # far past what 100 seeds' neighbour lists cover
+    out = expand(lk, frame, seeds, k, np.ones(len(frame), bool), method=method)
+    assert len(out.ids) == k
+    assert (np.diff(out.similarity) <= 0).all(), f"{int((np.diff(out.similarity) > 0).sum())} inversions"
+    assert out.similarity[0] > out.similarity[-1]
