@@ -72,9 +72,12 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(conn, requests: list[bytes], stop_at: float, lat: list, errs: list, i: int):
+async def _worker(conn, requests: list[bytes], stop_at: float, lat: list, errs: list, i: int,
+                  interval: float = 0.0):
+    """One connection's requests, back to back, or one every `interval` seconds (a paced client)."""
     reader, writer = conn
     n = 0
+    begin = time.perf_counter()
     while time.perf_counter() < stop_at:
         req = requests[(i + n) % len(requests)]
         t = time.perf_counter()
@@ -84,6 +87,8 @@ async def _worker(conn, requests: list[bytes], stop_at: float, lat: list, errs: 
         if status != 200:
             errs.append(status)
         n += 1
+        if interval:
+            await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
     writer.close()
 
 
@@ -129,3 +134,39 @@ def compare(targets: dict[str, Target], concurrency: int = 8, seconds: float = 1
     rounds, because how a round's connections fall between the workers moves its throughput by
     up to a third."""
     return asyncio.run(_interleaved(targets, concurrency, seconds, warmup, rounds))
+
+
+@dataclass
+class Load:
+    """A kind of traffic: `concurrency` connections to a target, paced at one request per `interval`
+    seconds each (0: back to back)."""
+
+    target: Target
+    concurrency: int
+    interval: float = 0.0
+
+
+async def _together(loads: dict[str, Load], seconds: float) -> dict[str, LoadResult]:
+    conns = {}
+    for name, load in loads.items():
+        conns[name] = []
+        for _ in range(load.concurrency):
+            conns[name].append(await asyncio.open_connection(load.target.host, load.target.port))
+            await asyncio.sleep(CONNECT_GAP_S)
+    lat = {name: [] for name in loads}
+    errs = {name: [] for name in loads}
+    start = time.perf_counter()
+    await asyncio.gather(*(_worker(c, load.target.requests, start + seconds, lat[name], errs[name], i, load.interval)
+                           for name, load in loads.items() for i, c in enumerate(conns[name])))
+    elapsed = time.perf_counter() - start
+    return {name: LoadResult(len(lat[name]), len(errs[name]), elapsed, np.asarray(lat[name])) for name in loads}
+
+
+def together(loads: dict[str, Load], seconds: float) -> dict[str, LoadResult]:
+    """Several kinds of traffic on the same server at the same time, for `seconds`."""
+    return asyncio.run(_together(loads, seconds))
+
+
+def merge(results: list[LoadResult]) -> LoadResult:
+    return LoadResult(sum(r.requests for r in results), sum(r.errors for r in results),
+                      sum(r.seconds for r in results), np.concatenate([r.latencies_ms for r in results]))

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")
     scoring_threads: int = Field(2, ge=1, description="LightGBM threads for one large batch (small ones use one)")
     lookalike_min_seed: int = 100
+    # The batch lane (service/batches.py): calls above INLINE_ROWS users, and lookalike, run on
+    # this many threads per worker at this nice value; this many more may wait, the rest get 429.
+    batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")
+    batch_queue: int = Field(4, ge=0, description="large calls that may wait in each worker before 429")
+    batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
 
     @property
     def warehouse_dir(self) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import logging
 
-import anyio
 import bentoml
 import orjson
 from bentoml.models import BentoModel
@@ -25,6 +24,7 @@ from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.thresholds import INLINE_ROWS
 from service.audiences import RequestError, lookalike_audience
 from service.audit import AUDIT_LOGS
+from service.batches import BatchLane, LaneFull
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
@@ -69,6 +69,12 @@ def refusal(ctx: bentoml.Context, status: int, body: dict) -> Response:
     return json_response(body)
 
 
+def lane_full(ctx: bentoml.Context, e: LaneFull) -> Response:
+    response = refusal(ctx, 429, {"error": str(e)})
+    response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
 models_app = Starlette(routes=[Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"),
                                      list_models, methods=["GET"])])
 
@@ -99,6 +105,7 @@ class Opscore:
                         "log's pseudonyms; set it in any real deployment")
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
         self.worker = Worker.load(settings, self.snapshot_ref, refs)
+        self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
         WORKER["worker"] = self.worker
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
         # full sweeps, which a 10,000-row answer's objects trigger several times, off those
@@ -127,11 +134,14 @@ class Opscore:
     async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
                            offer: dict | None = None) -> Response:
         """A handful of users is scored on the event loop: a thread hop would cost more than the
-        scoring. A large batch goes to a worker thread so that it does not stall other requests."""
+        scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
         size = len(user_ids if user_ids is not None else records)
         if size <= INLINE_ROWS:
             return self._score(endpoint, ctx, user_ids, records, reasons, offer)
-        return await anyio.to_thread.run_sync(self._score, endpoint, ctx, user_ids, records, reasons, offer)
+        try:
+            return await self.lane.run(self._score, endpoint, ctx, user_ids, records, reasons, offer)
+        except LaneFull as e:
+            return lane_full(ctx, e)
 
     @bentoml.api(route=SCOPES.require("/v1/churn/score", "campaign"), input_spec=ScoreRequest, output_spec=dict)
     async def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:
@@ -158,8 +168,14 @@ class Opscore:
         return await self._score_async("credit", ctx, user_ids, records, reasons)
 
     @bentoml.api(route=SCOPES.require("/v1/lookalike", "campaign"), input_spec=LookalikeRequest, output_spec=dict)
-    def lookalike(self, ctx: bentoml.Context, **req) -> Response:
+    async def lookalike(self, ctx: bentoml.Context, **req) -> Response:
         """Users who look like a seed audience, with the features that set the seed apart and a self-check."""
+        try:
+            return await self.lane.run(self._lookalike, ctx, req)
+        except LaneFull as e:
+            return lane_full(ctx, e)
+
+    def _lookalike(self, ctx: bentoml.Context, req: dict) -> Response:
         w = self.worker
         if w.lookalike is None:
             why = w.problems.get("lookalike", "not loaded")

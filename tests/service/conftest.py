@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from scoring.settings import Settings
@@ -32,10 +33,11 @@ def server_env(settings: Settings, bentoml_home: Path) -> dict[str, str]:
     return env
 
 
-def start_server(settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True) -> Server:
+def start_server(settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True,
+                 extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
-    return start(bentoml_serve("service.service:Opscore", port), server_env(settings, bentoml_home), port, log,
-                 wait_ready=wait_ready)
+    return start(bentoml_serve("service.service:Opscore", port), {**server_env(settings, bentoml_home), **(extra_env or {})},
+                 port, log, wait_ready=wait_ready)
 
 
 def stop_server(server: Server) -> None:
@@ -56,6 +58,11 @@ def bento_home(all_champions, tmp_path_factory) -> Path:
 def keys(all_champions) -> dict[str, str]:
     store = KeyStore(all_champions.keys_file)
     return {"campaign": store.add("campaign-system", ["campaign"]), "risk": store.add("risk-engine", ["risk"])}
+
+
+@pytest.fixture(scope="session")
+def snapshot(all_champions) -> pd.DataFrame:
+    return pd.read_parquet(all_champions.snapshot_dir / "features.parquet")
 
 
 @pytest.fixture(scope="session")

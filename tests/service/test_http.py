@@ -25,11 +25,6 @@ def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.R
 
 
 @pytest.fixture(scope="module")
-def snapshot(all_champions) -> pd.DataFrame:
-    return pd.read_parquet(all_champions.snapshot_dir / "features.parquet")
-
-
-@pytest.fixture(scope="module")
 def some_ids(snapshot) -> list[int]:
     return snapshot.sample(300, random_state=1).index.tolist()
 

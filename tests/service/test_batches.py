@@ -1,0 +1,62 @@
+"""The batch lane: large calls wait in a bounded queue on low-priority threads; past it, 429 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import httpx
+import pytest
+
+from service.batches import BatchLane, LaneFull
+from tests.service.conftest import start_server, stop_server
+
+
+def test_a_full_lane_refuses_at_once_and_frees_its_place():
+    release = threading.Event()
+
+    async def scenario() -> tuple[int, int, int, int]:
+        lane = BatchLane(slots=1, queue=1, nice=7)
+        running = asyncio.ensure_future(lane.run(lambda: (release.wait(5), os.getpriority(os.PRIO_PROCESS, 0))[1]))
+        waiting = asyncio.ensure_future(lane.run(lambda: 1))
+        await asyncio.sleep(0.05)
+        with pytest.raises(LaneFull) as refused:
+            await lane.run(lambda: 2)
+        release.set()
+        nice, _ = await running, await waiting
+        return nice, refused.value.retry_after, lane.admitted, await lane.run(lambda: 3)
+
+    nice, retry_after, admitted, later = asyncio.run(scenario())
+    assert nice == 7, "the lane's thread runs at the lane's nice value"
+    assert retry_after >= 1
+    assert admitted == 0 and later == 3, "finished calls give their places back"
+
+
+@pytest.fixture(scope="module")
+def narrow_server(all_champions, bento_home, tmp_path_factory):
+    """One worker whose lane runs one large call and lets none wait."""
+    s = start_server(all_champions, bento_home, tmp_path_factory.mktemp("narrow") / "serve.log",
+                     extra_env={"OPSCORE_SERVE_WORKERS": "1", "OPSCORE_BATCH_QUEUE": "0"})
+    yield s
+    stop_server(s)
+
+
+def test_batches_past_the_lane_get_429_while_single_users_are_answered(narrow_server, keys, snapshot):
+    ids = snapshot.index.tolist()
+    batch = {"user_ids": (ids * (5000 // len(ids) + 1))[:5000]}
+    headers = {"Authorization": f"Bearer {keys['campaign']}"}
+
+    async def burst() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with httpx.AsyncClient(base_url=narrow_server.url, headers=headers, timeout=60) as client:
+            batches = [client.post("/v1/churn/score", json=batch) for _ in range(6)]
+            singles = [client.post("/v1/churn/score", json={"user_ids": [ids[i]]}) for i in range(6)]
+            done = await asyncio.gather(*batches, *singles)
+            return done[:6], done[6:]
+
+    batches, singles = asyncio.run(burst())
+    assert {r.status_code for r in batches} <= {200, 429}
+    refused = [r for r in batches if r.status_code == 429]
+    assert refused and any(r.status_code == 200 for r in batches)
+    assert all(int(r.headers["Retry-After"]) >= 1 and "batch lane" in r.json()["error"] for r in refused)
+    assert [r.status_code for r in singles] == [200] * 6, "single users never wait on the lane"
