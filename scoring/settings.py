@@ -6,6 +6,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")
     scoring_threads: int = Field(2, ge=1, description="LightGBM threads for one large batch (small ones use one)")
     lookalike_min_seed: int = 100
+    # Models trained from a user's own table (`train ... --table`), served from records at
+    # /v1/tables/<name>/score to keys of the scopes given: OPSCORE_TABLE_MODELS='{"german_credit": ["risk"]}'.
+    table_models: dict[str, list[Literal["campaign", "risk"]]] = Field(default_factory=dict)
     # The batch lane (service/batches.py): calls above INLINE_ROWS users, and lookalike, run on
     # this many threads per worker at this nice value; this many more may wait, the rest get 429.
     batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")

@@ -65,6 +65,15 @@ class FeatureSpec:
             out[:, len(self.numeric) + j] = codes
         return out
 
+    def unreadable(self, df: pd.DataFrame) -> tuple[str, int] | None:
+        """The first numeric column and row whose value is there but reads as no number, if any."""
+        for col in self.numeric:
+            if col in df.columns and not (pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col])):
+                bad = _numbers(df[col]).isna() & df[col].notna()
+                if bad.any():
+                    return col, int(np.flatnonzero(bad.to_numpy())[0])
+        return None
+
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """df reduced to the model's columns, in their own dtypes: what a caller sends the logged model."""
         return df[[c for c in self.names if c in df.columns]].copy()

@@ -10,6 +10,7 @@ from scoring.artifacts import verify_folder
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed
 from scoring.snapshot import Snapshot, id_array
+from service.requests import RequestError
 from service.served import NotReady
 
 
@@ -21,14 +22,6 @@ def load_lookalike(folder: Path, snapshot: Snapshot) -> Lookalike:
     if not np.array_equal(lk.user_ids, snapshot.ids):
         raise NotReady("lookalike index was built on another snapshot")
     return lk
-
-
-class RequestError(ValueError):
-    """A request the contract refuses: status and the field at fault."""
-
-    def __init__(self, status: int, field: str, message: str):
-        super().__init__(message)
-        self.status, self.field = status, field
 
 
 def lookalike_audience(lk: Lookalike, snapshot: Snapshot, seeds_folder: Path, abuse_scores: np.ndarray | None,

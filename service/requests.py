@@ -81,3 +81,11 @@ class LookalikeRequest(BaseModel):
         if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
             raise ValueError("age_min is above age_max")
         return self
+
+
+class RequestError(ValueError):
+    """A request the contract refuses, found past the request model: status and the field at fault."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field = status, field

@@ -41,8 +41,9 @@ class ServedModel:
         return Layout.of(self.scorer, self.identity, ring_size=self.endpoint == "abuse")
 
 
-def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snapshot) -> ServedModel:
-    """Load an imported champion, verify its checksums and warm it up on the logged input example."""
+def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snapshot | None) -> ServedModel:
+    """Load an imported model, verify its checksums and warm it up on the logged input example; without
+    a snapshot (a model trained from a user's own table), it scores records only."""
     path = Path(bento_model.path_of("mlflow_model"))
     pyfunc = bentoml.mlflow.load_model(bento_model)  # runs load_context, which verifies checksums
     scorer = pyfunc.unwrap_python_model().scorer
@@ -54,7 +55,8 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
         endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
         trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
         # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
-        matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)),
+        matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)) if snapshot
+        else np.empty((0, len(scorer.spec.names))),
     )
     # The serving path too (its per-leaf attribution tables are built on first use), so that the
     # first caller does not pay for it.

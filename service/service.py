@@ -22,13 +22,13 @@ from starlette.routing import Route
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.thresholds import INLINE_ROWS
-from service.audiences import RequestError, lookalike_audience
+from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.batches import BatchLane, LaneFull
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
-from service.requests import LookalikeRequest, ResponseScoreRequest, ScoreRequest
+from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
 
@@ -36,16 +36,46 @@ log = logging.getLogger("opscore.service")
 keep_caller_input_out_of_logs()
 settings = get_settings()
 SCOPES = RouteScopes()
-# Shared with the /v1/models app below, which is mounted beside the service in the same worker.
-WORKER: dict[str, Worker] = {}
+# This worker's models and batch lane, shared with the /v1 app below, mounted beside the service in
+# the same worker process.
+WORKER: dict[str, Worker | BatchLane] = {}
 
 
 async def list_models(request: Request) -> JSONResponse:
-    models = WORKER["worker"].models.values() if WORKER else ()
+    w = WORKER.get("worker")
+    served = [(m, f"/v1/{m.endpoint}/score") for m in w.models.values()] if w else []
+    served += [(m, f"/v1/tables/{name}/score") for name, m in w.tables.items()] if w else []
     return JSONResponse({"models": [
-        {**m.identity, "endpoint": f"/v1/{m.endpoint}/score", "trained_at": m.trained_at, "metrics": m.metrics}
-        for m in models
+        {**m.identity, "endpoint": endpoint, "trained_at": m.trained_at, "metrics": m.metrics} for m, endpoint in served
     ]})
+
+
+async def score_table(request: Request) -> Response:
+    """Records scored by a model trained from a user's own table (declared in OPSCORE_TABLE_MODELS)."""
+    name = request.path_params["name"]
+    if name not in settings.table_models:
+        return JSONResponse({"error": "no table model by this name is served: GET /v1/models lists them",
+                             "field": "name"}, 404)
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return JSONResponse({"error": "the body is not valid JSON", "field": "body"}, 400)
+    if "worker" not in WORKER:
+        return JSONResponse({"error": "the service is still starting"}, 503)
+    worker, lane = WORKER["worker"], WORKER["lane"]
+    records = body.get("records") if isinstance(body, dict) else None
+    try:
+        if isinstance(records, list) and len(records) > INLINE_ROWS:
+            text, request.state.audit = await lane.run(worker.score_table, name, body)
+        else:
+            text, request.state.audit = worker.score_table(name, body)
+    except RequestError as e:
+        return JSONResponse({"error": str(e), "field": e.field}, e.status)
+    except NotReady as e:
+        return JSONResponse({"error": str(e)}, 503)
+    except LaneFull as e:
+        return JSONResponse({"error": str(e)}, 429, headers={"Retry-After": str(e.retry_after)})
+    return Response(text, media_type="application/json")
 
 
 def _stored(name: str) -> BentoModel | None:
@@ -75,8 +105,12 @@ def lane_full(ctx: bentoml.Context, e: LaneFull) -> Response:
     return response
 
 
-models_app = Starlette(routes=[Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"),
-                                     list_models, methods=["GET"])])
+for _name, _scopes in settings.table_models.items():
+    SCOPES.require(f"/v1/tables/{_name}/score", *_scopes)
+models_app = Starlette(routes=[
+    Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"), list_models, methods=["GET"]),
+    Route("/tables/{name}/score", score_table, methods=["POST"]),
+])
 
 
 async def api_page(request: Request) -> RedirectResponse:
@@ -97,6 +131,7 @@ class Opscore:
     response_ref = _stored(MODEL_NAMES["response"])
     credit_ref = _stored(MODEL_NAMES["credit"])
     snapshot_ref = _stored(SNAPSHOT_MODEL)
+    table_refs = {name: _stored(name) for name in settings.table_models}
 
     def __init__(self) -> None:
         keep_caller_input_out_of_logs()  # again in the worker, after BentoML has set its logging up
@@ -104,9 +139,11 @@ class Opscore:
             log.warning("OPSCORE_AUDIT_SECRET is the development default: anyone can reverse the audit "
                         "log's pseudonyms; set it in any real deployment")
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
-        self.worker = Worker.load(settings, self.snapshot_ref, refs)
+        # In a dict the references are not attributes, so BentoML's descriptor does not resolve them.
+        tables = {name: ref.resolve() if ref else None for name, ref in self.table_refs.items()}
+        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables)
         self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
-        WORKER["worker"] = self.worker
+        WORKER.update(worker=self.worker, lane=self.lane)
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
         # full sweeps, which a 10,000-row answer's objects trigger several times, off those
         # million objects: at 10k rows that halved the median in-process formatting time.
@@ -116,7 +153,7 @@ class Opscore:
             log.error("NOT READY: %s", "; ".join(f"{k}: {v}" for k, v in w.problems.items()))
         else:
             log.info("ready: %s; snapshot as of %s (%d users)",
-                     ", ".join(f"{m.registry_name} v{m.version}" for m in w.models.values()),
+                     ", ".join(f"{m.registry_name} v{m.version}" for m in [*w.models.values(), *w.tables.values()]),
                      w.snapshot.as_of, len(w.snapshot.ids))
 
     def __is_ready__(self) -> bool:

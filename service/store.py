@@ -52,7 +52,7 @@ def import_all(settings: Settings) -> tuple[list[str], list[str]]:
     mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient()
     done, missing = [], []
-    for name in MODEL_NAMES.values():
+    for name in [*MODEL_NAMES.values(), *settings.table_models]:
         try:
             m = import_champion(client, name)
             done.append(f"{m.tag} ← models:/{name}@{CHAMPION} (v{m.info.labels['version']})")

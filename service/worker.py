@@ -20,6 +20,7 @@ from scoring.snapshot import Snapshot
 from service.audiences import load_lookalike
 from service.audit import PseudonymTable
 from service.served import NotReady, ServedModel, load_served_model
+from service.tables import table_rows
 
 log = logging.getLogger("opscore.service")
 
@@ -31,18 +32,21 @@ class Worker:
     snapshot: Snapshot | None = None
     snapshot_path: Path | None = None
     models: dict[str, ServedModel] = field(default_factory=dict)
+    tables: dict[str, ServedModel] = field(default_factory=dict)  # trained from a user's own table
     lookalike: Lookalike | None = None
     abuse_scores: np.ndarray | None = None
     pseudonyms: PseudonymTable | None = None
     answer_tail: bytes = b"]}"
 
     @classmethod
-    def load(cls, settings: Settings, snapshot_ref, model_refs: dict) -> Worker:
+    def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict) -> Worker:
         """Everything loads that can; whatever fails is named in `problems` and keeps readiness red."""
         w = cls(settings)
         w._load_snapshot(snapshot_ref)
         for endpoint in MODEL_NAMES:
             w._load_model(endpoint, model_refs.get(endpoint))
+        for name, ref in table_refs.items():
+            w._load_table_model(name, ref)
         if w.snapshot is not None:
             w.pseudonyms = PseudonymTable(settings.audit_secret.get_secret_value().encode(), w.snapshot.ids)
             w._load_lookalike()
@@ -90,6 +94,25 @@ class Worker:
             self.problems[endpoint] = "not loaded: the feature snapshot is unavailable"
         else:
             self._guard(endpoint, load)
+
+    def _load_table_model(self, name: str, ref) -> None:
+        def load() -> None:
+            if ref is None:
+                raise NotReady(f"{name} is not in the BentoML store: run `python -m service import-models`")
+            self.tables[name] = load_served_model(name, ref, None)
+
+        self._guard(f"table model {name}", load)
+
+    def score_table(self, name: str, body: object) -> tuple[bytes, dict]:
+        """A table model's answer for the records in `body`; RequestError when they break the contract."""
+        model = self.tables.get(name)
+        if model is None:
+            raise NotReady(f"model {name} is not available: {self.problems.get(f'table model {name}', 'not loaded')}")
+        X, ids, reasons = table_rows(model.scorer.spec, body, self.settings.max_batch)
+        results = score_json(model.layout, X, reasons, self.settings.scoring_threads, ids)
+        audit = {"user_ids": [u for u in ids if u is not None], "n_users": len(ids), "models": {name: model.version},
+                 "unknown": 0}
+        return b'{"results":[' + results + b"]}", audit
 
     def score(self, endpoint: str, user_ids: list | None, records: list | None, reasons: int,
               offer: dict | None = None) -> tuple[bytes, dict]:

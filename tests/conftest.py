@@ -26,12 +26,13 @@ from training.data.snapshots import SnapshotDates, build_serving_snapshot, build
 from training.data.warehouse import write_world
 from training.lookalike_index import build_lookalike
 from training.tracking import TrainResult, setup_tracking
-from training.train import train_binary, train_credit, train_response
+from tests.own_tables import own_table
+from training.train import Table, train_binary, train_credit, train_one, train_response
 
 SIM = SimConfig(users=20_000, days=180, seed=7)
 # Fixtures that build the world or need it; a test using any of them is an integration test.
 WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
-                  "server", "bento_home", "keys", "broken_home"}
+                  "server", "bento_home", "keys", "broken_home", "table_models"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,6 +100,31 @@ def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, Train
 def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
     """Champions of all four models in the session's registry."""
     return tracking
+
+
+@pytest.fixture(scope="session")
+def table_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("own") / "bank_customers.parquet"
+    own_table().to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def campaign_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("own") / "own_campaign.parquet"
+    own_table(seed=2).drop(columns=["status"]).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def table_models(tracking: Settings, table_path: Path, campaign_path: Path) -> dict[str, TrainResult]:
+    """A model of each family trained from a bank's own tables, in the session's registry under their names."""
+    return {
+        "bank_customers": train_credit(tracking, None, table=Table(table_path, "status", positive="bad")),
+        "own_churn": train_one("churn", tracking, None, table=Table(table_path, "status", positive="bad",
+                                                                     name="own_churn")),
+        "own_campaign": train_response(tracking, None, table=Table(campaign_path, "converted", treatment="treated")),
+    }
 
 
 def invocations(model_uri: str, frame: pd.DataFrame, log: Path) -> pd.DataFrame:

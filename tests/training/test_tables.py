@@ -13,40 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import invocations
-from training.train import Table, train_credit, train_one, train_response
-
-N = 4000
-
-
-def own_table(seed: int = 0) -> pd.DataFrame:
-    """Features as a bank's warehouse holds them, with a risk that rises with late payments."""
-    rng = np.random.default_rng(seed)
-    late = rng.poisson(1.0, N)
-    income = rng.normal(5000, 1500, N)
-    df = pd.DataFrame({
-        "customer_id": [f"C{i:06d}" for i in range(N)],  # a text id, never a feature
-        "tenure_months": rng.integers(1, 120, N),  # int64
-        "has_card": rng.random(N) < 0.5,  # bool
-        "late_payments": pd.array(np.where(rng.random(N) < 0.1, -1, late), dtype="Int64"),  # nullable int
-        "region": rng.choice(["north", "south", "east"], N),  # text
-        "income": np.where(rng.random(N) < 0.2, np.nan, income),  # optional: missing in training
-    })
-    df["late_payments"] = df["late_payments"].mask(df["late_payments"] < 0)
-    # Thresholds and an interaction, as risk often has them: a straight line in the features misses them.
-    east = (df["region"] == "east").to_numpy()
-    logit = (-2.0 + 1.6 * (late >= 2) + 1.2 * ((late >= 1) & east) - 0.8 * (income > 6000)
-             - 1.0 * (df["tenure_months"] > 60) + 0.8 * (late >= 2) * (df["tenure_months"] < 24))
-    df["status"] = np.where(rng.random(N) < 1 / (1 + np.exp(-logit)), "bad", "good")
-    df["treated"] = (rng.random(N) < 0.5).astype(int)
-    df["converted"] = (rng.random(N) < 0.05 + 0.05 * df["treated"] * (late > 1)).astype(int)
-    return df
-
-
-@pytest.fixture(scope="module")
-def table_path(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("own") / "bank_customers.parquet"
-    own_table().to_parquet(path, index=False)
-    return path
+from training.train import Table, train_credit, train_one
 
 
 def round_trip(name: str, table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
@@ -67,8 +34,8 @@ def test_a_credit_table_labelled_good_bad_needs_the_event_named(tracking, table_
         train_credit(tracking, None, table=Table(table_path, "status"))
 
 
-def test_a_credit_table_scores_itself_with_a_pd_of_the_named_event(tracking, table_path, tmp_path):
-    result = train_credit(tracking, None, table=Table(table_path, "status", positive="bad"))
+def test_a_credit_table_scores_itself_with_a_pd_of_the_named_event(table_models, table_path, tmp_path):
+    result = table_models["bank_customers"]
     assert MlflowClient().get_model_version_by_alias("bank_customers", "champion").run_id == result.run_id
     table = pd.read_parquet(table_path)
     scored = round_trip("bank_customers", table, tmp_path)
@@ -78,9 +45,9 @@ def test_a_credit_table_scores_itself_with_a_pd_of_the_named_event(tracking, tab
     assert scored["score"][table["status"] == "bad"].mean() > scored["score"][table["status"] == "good"].mean()
 
 
-def test_a_churn_table_scores_itself_under_its_own_name(tracking, table_path, tmp_path):
+def test_a_churn_table_scores_itself_under_its_own_name(table_models, table_path, tmp_path):
     own = Table(table_path, "status", positive="bad", name="own_churn")
-    result = train_one("churn", tracking, None, table=own)
+    result = table_models["own_churn"]
     assert MlflowClient().get_model_version_by_alias("own_churn", "champion").run_id == result.run_id
     table = pd.read_parquet(table_path)
     scored = round_trip("own_churn", table, tmp_path)
@@ -88,11 +55,8 @@ def test_a_churn_table_scores_itself_under_its_own_name(tracking, table_path, tm
     np.testing.assert_allclose(scored.loc[test_rows, "score"], result.test_scores, atol=1e-9)
 
 
-def test_a_campaign_log_scores_itself(tracking, tmp_path):
-    path = tmp_path / "own_campaign.parquet"
-    own_table(seed=2).drop(columns=["status"]).to_parquet(path, index=False)
-    train_response(tracking, None, table=Table(path, "converted", treatment="treated"))
-    scored = round_trip("own_campaign", pd.read_parquet(path), tmp_path)
+def test_a_campaign_log_scores_itself(table_models, campaign_path, tmp_path):
+    scored = round_trip("own_campaign", pd.read_parquet(campaign_path), tmp_path)
     np.testing.assert_allclose(scored["score"], scored["p_treated"] - scored["p_control"], atol=1e-9)
 
 
