@@ -2,8 +2,8 @@
 or 431 (headers) before the key is checked, and a body above the documented size with 413 before it is
 read (a multipart body without a boundary, which the framework's parser fails on, with 400).
 
-The server (uvicorn on httptools) bounds neither: it passed a 60 KB path and a 30 MB header to the
-application. 8 KiB of request target is what common servers allow (nginx's 8k header buffer, Apache's
+The server (uvicorn on httptools) passed a 60 KB path (only a 1 MB one was a 400) and a 30 MB header
+to the application. 8 KiB of request target is what common servers allow (nginx's 8k header buffer, Apache's
 LimitRequestLine 8190); 32 KiB of headers is nginx's default total (four 8k buffers). The server has
 read a head before the application sees it, so these bound what is handled and logged, not what is
 received: a proxy in front (nginx's large_client_header_buffers) bounds that.
