@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")
     max_batch: int = 10_000
     max_body_mb: int = Field(64, ge=1, description="request bodies above this are refused (413) before they are read")
+    # Request heads: what common servers allow (nginx, Apache), far above any legal call (the longest
+    # route and a key are under 200 bytes); see service/limits.py.
+    max_target_bytes: int = Field(8192, ge=256, description="longer request targets (path and query) are 414")
+    max_header_bytes: int = Field(32768, ge=1024, description="larger header blocks are 431")
     serve_workers: int = Field(2, ge=1, description="BentoML worker processes (about one per core)")
     scoring_threads: int = Field(2, ge=1, description="LightGBM threads for one large batch (small ones use one)")
     lookalike_min_seed: int = 100

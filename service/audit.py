@@ -63,8 +63,18 @@ class PseudonymTable:
         return orjson.Fragment(b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]")
 
 
+def bounded(path: str) -> str:
+    """A path cut to AUDIT_PATH_CHARS, with a marker saying how much was left out."""
+    if len(path) <= AUDIT_PATH_CHARS:
+        return path
+    return f"{path[:AUDIT_PATH_CHARS]}...[{len(path) - AUDIT_PATH_CHARS} more chars]"
+
+
 # Every audit log of this process, for readiness: a worker whose calls cannot be audited is not ready.
 AUDIT_LOGS: list[AuditLog] = []
+# A record keeps at most this many characters of a path no route serves, so that its size is bounded
+# whatever the request (a line for a 60 KB probe stays under half a kilobyte).
+AUDIT_PATH_CHARS = 256
 # Free space the log's folder needs before a failed log counts as usable again.
 RECOVERY_FREE_BYTES = 1 << 20
 
@@ -134,7 +144,9 @@ class AuditLog:
         return f"{self._second[1]}.{ms:03d}+00:00"
 
     def write(self, *, request_id: str, key_id: str | None, endpoint: str, status: int, elapsed_ms: float,
-              detail: dict | None) -> None:
+              detail: dict | None, path: str | None = None) -> None:
+        """One record: `endpoint` is the route's template; `path`, given only for a path no route serves,
+        is kept up to AUDIT_PATH_CHARS."""
         detail = dict(detail or {})
         ids = detail.pop("user_ids", [])
         # Callers holding a PseudonymTable pass the pseudonyms ready-made (an orjson Fragment).
@@ -144,6 +156,7 @@ class AuditLog:
             "request_id": request_id,
             "key_id": key_id,
             "endpoint": endpoint,
+            **({"path": bounded(path)} if path is not None else {}),
             "status": status,
             "elapsed_ms": round(elapsed_ms, 2),
             "n_users": detail.pop("n_users", len(ids)),

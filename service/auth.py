@@ -15,7 +15,8 @@ from pathlib import Path
 from scoring.settings import Settings
 from service.audit import AuditLog
 from service.keys import SCOPES, KeyStore
-from service.limits import BodyLimit, header
+from service.limits import BodyLimit, HeadLimit, header
+from service.routes import UNMATCHED, route_template
 
 log = logging.getLogger("opscore.service")
 
@@ -67,7 +68,7 @@ class AuthMiddleware:
         request_id = f"{self._id_prefix}{next(self._ids):016x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        path = scope["path"]
+        path, endpoint = scope["path"], route_template(scope)  # audited by template: lines of bounded size
         key = self._bearer(scope)
         api_key = self.keys.verify(key) if key else None
         call = {"status": 500, "audited": False}
@@ -76,9 +77,9 @@ class AuthMiddleware:
             if not call["audited"]:
                 call["audited"] = True
                 self.audit.write(
-                    request_id=request_id, key_id=api_key.key_id if api_key else None, endpoint=path,
+                    request_id=request_id, key_id=api_key.key_id if api_key else None, endpoint=endpoint,
                     status=call["status"], elapsed_ms=(time.perf_counter() - started) * 1000,
-                    detail=state.get("audit"),
+                    detail=state.get("audit"), path=path if endpoint == UNMATCHED else None,
                 )
 
         async def send_wrapper(message):
@@ -137,8 +138,11 @@ class AuthMiddleware:
 
 
 def protect(service, settings: Settings, scopes: RouteScopes) -> None:
-    """Put a BentoML service behind the keys, the route scopes, the audit log and the body limit that the
-    settings name."""
+    """Put a BentoML service behind the head limits, the keys, the route scopes, the audit log and the body
+    limit that the settings name."""
+    # Outermost of ours: an absurd request head is refused before its key is checked or its path routed.
+    service.add_asgi_middleware(HeadLimit, max_target_bytes=settings.max_target_bytes,
+                                max_header_bytes=settings.max_header_bytes)
     service.add_asgi_middleware(AuthMiddleware, keys_file=str(settings.keys_file.resolve()),
                                 audit_file=str(settings.audit_log.resolve()),
                                 audit_secret=settings.audit_secret.get_secret_value(), scopes=scopes)

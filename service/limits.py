@@ -1,5 +1,12 @@
-"""Request bodies bounded before they are read: a body above the documented size is refused with 413
-(and a multipart body without a boundary, which the framework's parser fails on, with 400).
+"""Requests bounded before they are handled: an absurd request head is refused with 414 (request target)
+or 431 (headers) before the key is checked, and a body above the documented size with 413 before it is
+read (a multipart body without a boundary, which the framework's parser fails on, with 400).
+
+The server (uvicorn on httptools) passed a 60 KB path (only a 1 MB one was a 400) and a 30 MB header
+to the application. 8 KiB of request target is what common servers allow (nginx's 8k header buffer, Apache's
+LimitRequestLine 8190); 32 KiB of headers is nginx's default total (four 8k buffers). The server has
+read a head before the application sees it, so these bound what is handled and logged, not what is
+received: a proxy in front (nginx's large_client_header_buffers) bounds that.
 
 The largest legal request, 10,000 records with every feature at full precision, is about 24 MB of
 JSON; the limit (`OPSCORE_MAX_BODY_MB`, 64 by default) is more than twice that. A declared
@@ -26,6 +33,35 @@ def _declared_length(scope) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def target_bytes(scope) -> int:
+    """The request target's length as sent: its path (raw, before percent-decoding) and query."""
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    return len(path) + (1 + len(query) if query else 0)
+
+
+def header_bytes(scope) -> int:
+    """The header block's length as sent: each `name: value` line with its CRLF."""
+    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+
+
+class HeadLimit:
+    """414 for a request target above `max_target_bytes`, 431 for headers above `max_header_bytes`."""
+
+    def __init__(self, app, max_target_bytes: int, max_header_bytes: int):
+        self.app = app
+        self.max_target_bytes = max_target_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            if target_bytes(scope) > self.max_target_bytes:
+                return await _answer(send, scope, 414, f"request target above {self.max_target_bytes} bytes")
+            if header_bytes(scope) > self.max_header_bytes:
+                return await _answer(send, scope, 431, f"request headers above {self.max_header_bytes} bytes")
+        return await self.app(scope, receive, send)
 
 
 class BodyLimit:

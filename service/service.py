@@ -28,6 +28,7 @@ from service.batches import BatchLane, LaneFull
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
+from service.metrics import label_metrics_by_route
 from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
@@ -228,3 +229,5 @@ class Opscore:
 
 
 protect(Opscore, settings, SCOPES)
+# Before BentoML builds the app: /metrics keeps one series per route, not one per path a caller sends.
+label_metrics_by_route()
