@@ -187,7 +187,7 @@ def model_drift(scorer: Scorer, reference: Reference, frame: pd.DataFrame) -> di
     """A model's score and features on a snapshot against its training reference."""
     rows = reference.members(frame)
     score = compare(reference.score, pd.Series(model_scores(scorer, rows, reference.fixed)))
-    return {"reference_rows": reference.rows, "reference": reference.source, "rows": len(rows),
+    return {"reference_rows": reference.rows, "reference": reference.source, "rows_compared": len(rows),
             "population": reference.population, "fixed": reference.fixed,
             "score": asdict(score), "features": column_rows(compare_frame(reference.features, rows))}
 

@@ -90,7 +90,7 @@ def test_a_reference_survives_json_and_measures_its_own_rows_as_stable(tiny_mode
     ref = Reference.from_dict(json.loads(json.dumps(
         build_reference(scorer, df[df.active_days_30 >= 1], "tiny", population=population).to_dict())))
     d = model_drift(scorer, ref, df)  # the population rule keeps the rows the reference stands for
-    assert d["rows"] == int((df.active_days_30 >= 1).sum())
+    assert d["rows_compared"] == int((df.active_days_30 >= 1).sum())
     assert d["score"]["psi"] == 0.0 and all(f["psi"] == 0.0 for f in d["features"])
     assert [f["feature"] for f in d["features"]] == scorer.spec.names
 
