@@ -13,6 +13,7 @@ import pandas as pd
 from scoring.answer import Layout, segment_labels
 from scoring.artifacts import ArtifactError, read_kind
 from scoring.binary import BinaryScorer
+from scoring.drift import read_reference
 from scoring.scorecard import ScorecardScorer
 from scoring.scorer import TOP_REASONS, Scorer, bands, top_reasons
 from scoring.uplift import UpliftScorer
@@ -62,7 +63,8 @@ def _reason_columns(s: Scorer, X: np.ndarray, raw: pd.DataFrame) -> dict[str, np
 
 class ScoringModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        self.scorer = load_scorer(context.artifacts)
+        self.scorer = load_scorer(context.artifacts)  # verifies every artifact's checksum, the reference's too
+        self.reference = read_reference(context.artifacts)
         self.layout = Layout.of(self.scorer)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")
     batch_queue: int = Field(4, ge=0, description="large calls that may wait in each worker before 429")
     batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
+    # Each worker scores this many snapshot rows with every model at start to measure drift.
+    drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
 
     @property
     def warehouse_dir(self) -> Path:

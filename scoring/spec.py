@@ -10,7 +10,7 @@ import pandas as pd
 from scoring.vocabulary import NOT_FEATURES
 
 
-def _numbers(col: pd.Series) -> pd.Series:
+def numbers(col: pd.Series) -> pd.Series:
     """A numeric feature as numbers, whatever it came as: a CSV's True/False or a number as text
     reads as the number it stands for; anything else is missing."""
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
@@ -58,7 +58,7 @@ class FeatureSpec:
             df = df.reindex(columns=self.names)
         out = np.empty((len(df), len(self.names)), dtype=np.float64)
         if self.numeric:
-            out[:, : len(self.numeric)] = df[self.numeric].apply(_numbers).to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, : len(self.numeric)] = df[self.numeric].apply(numbers).to_numpy(dtype=np.float64, na_value=np.nan)
         for j, (col, cats) in enumerate(self.categorical.items()):
             codes = pd.Categorical(df[col].astype("string"), categories=cats).codes.astype(np.float64)
             codes[codes < 0] = np.nan

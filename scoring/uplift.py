@@ -21,6 +21,8 @@ from scoring.trees import LeafAttribution
 
 # The campaign columns of an uplift model: the service fills them per request.
 OFFER = ("incentive", "channel", "send_hour")
+# The offer a request that names none is scored for; drift monitoring scores uplift for it too.
+DEFAULT_OFFER = {"incentive": "red_packet", "channel": "push", "send_hour": 10}
 
 
 @dataclass

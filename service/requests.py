@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from scoring.settings import get_settings
+from scoring.uplift import DEFAULT_OFFER
 from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, FEATURE_BOUNDS, INCENTIVES, NUMERIC_FEATURES
 
 MAX_BATCH = get_settings().max_batch
@@ -53,9 +54,9 @@ class ScoreRequest(BaseModel):
 class ResponseScoreRequest(ScoreRequest):
     """Uplift depends on the offer: which incentive, on which channel, at what hour."""
 
-    incentive: Literal[INCENTIVES] = "red_packet"
-    channel: Literal[CONTACT_CHANNELS] = "push"
-    send_hour: Annotated[int, Field(ge=0, le=23)] = 10
+    incentive: Literal[INCENTIVES] = DEFAULT_OFFER["incentive"]
+    channel: Literal[CONTACT_CHANNELS] = DEFAULT_OFFER["channel"]
+    send_hour: Annotated[int, Field(ge=0, le=23)] = DEFAULT_OFFER["send_hour"]
 
 
 class LookalikeRequest(BaseModel):

@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 
 from scoring.answer import Layout, rows
+from scoring.drift import Reference
 from scoring.pyfunc import score_frame
 from scoring.scorer import TOP_REASONS, Scorer
 from scoring.snapshot import Snapshot
@@ -31,6 +32,7 @@ class ServedModel:
     metrics: dict[str, float]
     scorer: Scorer
     matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
+    reference: Reference | None = None  # the training rows' distribution, for drift
 
     @cached_property
     def identity(self) -> dict[str, str]:
@@ -46,7 +48,8 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
     a snapshot (a model trained from a user's own table), it scores records only."""
     path = Path(bento_model.path_of("mlflow_model"))
     pyfunc = bentoml.mlflow.load_model(bento_model)  # runs load_context, which verifies checksums
-    scorer = pyfunc.unwrap_python_model().scorer
+    python_model = pyfunc.unwrap_python_model()
+    scorer = python_model.scorer
     example = mlflow.models.Model.load(str(path)).load_input_example(str(path))
     if example is None or len(score_frame(scorer, example)) != len(example):
         raise NotReady(f"{endpoint}: warm-up on the logged input example failed")
@@ -57,6 +60,7 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
         # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
         matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)) if snapshot
         else np.empty((0, len(scorer.spec.names))),
+        reference=python_model.reference,
     )
     # The serving path too (its per-leaf attribution tables are built on first use), so that the
     # first caller does not pay for it.

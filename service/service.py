@@ -22,6 +22,7 @@ from starlette.routing import Route
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.thresholds import INLINE_ROWS
+from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.batches import BatchLane, LaneFull
@@ -29,6 +30,7 @@ from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
 from service.metrics import label_metrics_by_route
+from service.monitoring import publish
 from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
@@ -106,10 +108,20 @@ def lane_full(ctx: bentoml.Context, e: LaneFull) -> Response:
     return response
 
 
+async def drift(request: Request) -> Response:
+    """PSI of every feature and score against the training rows (and the previous serving snapshot)."""
+    w = WORKER.get("worker")
+    if w is None or w.drift is None:
+        why = w.problems.get("drift", "not measured") if w else "the worker is not loaded"
+        return JSONResponse({"error": f"drift is not available: {why}"}, status_code=503)
+    return json_response(w.drift)
+
+
 for _name, _scopes in settings.table_models.items():
     SCOPES.require(f"/v1/tables/{_name}/score", *_scopes)
 models_app = Starlette(routes=[
     Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"), list_models, methods=["GET"]),
+    Route(SCOPES.require("/v1/monitoring/drift", "campaign", "risk").removeprefix("/v1"), drift, methods=["GET"]),
     Route("/tables/{name}/score", score_table, methods=["POST"]),
 ])
 
@@ -150,6 +162,8 @@ class Opscore:
         # million objects: at 10k rows that halved the median in-process formatting time.
         gc.freeze()
         w = self.worker
+        if w.drift is not None:
+            publish(w.drift)
         if w.problems:
             log.error("NOT READY: %s", "; ".join(f"{k}: {v}" for k, v in w.problems.items()))
         else:
@@ -195,7 +209,8 @@ class Opscore:
     @bentoml.api(route=SCOPES.require("/v1/response/score", "campaign"), input_spec=ResponseScoreRequest,
                  output_spec=dict)
     async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
-                       incentive: str = "red_packet", channel: str = "push", send_hour: int = 10) -> Response:
+                       incentive: str = DEFAULT_OFFER["incentive"], channel: str = DEFAULT_OFFER["channel"],
+                       send_hour: int = DEFAULT_OFFER["send_hour"]) -> Response:
         """Uplift of an incentive: P(convert | treated), P(convert | control) and their difference."""
         offer = {"incentive": incentive, "channel": channel, "send_hour": send_hour}
         return await self._score_async("response", ctx, user_ids, records, reasons, offer)

@@ -11,6 +11,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from scoring.drift import PREVIOUS_PROFILE
 from scoring.registry import CHAMPION, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
 
@@ -37,6 +38,8 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
                                metadata={"rows": manifest["rows"]}) as model:
         for name in ("features.parquet", "manifest.json"):
             shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
+        if (settings.snapshot_dir / PREVIOUS_PROFILE).exists():  # the serving snapshot before, profiled for drift
+            shutil.copy2(settings.snapshot_dir / PREVIOUS_PROFILE, model.path_of(PREVIOUS_PROFILE))
         # The lookalike index and the seeds are built on this snapshot and travel with it.
         for folder in ("lookalike", "seeds"):
             if (settings.snapshot_dir / folder).exists():

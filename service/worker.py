@@ -3,6 +3,7 @@ pseudonym table, loaded once; and a scoring call from ids or records to JSON tex
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import pandas as pd
 
 from scoring.answer_json import score_json
 from scoring.artifacts import verify_folder
+from scoring.drift import read_previous, report
 from scoring.lookalike import Lookalike
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
@@ -37,6 +39,7 @@ class Worker:
     abuse_scores: np.ndarray | None = None
     pseudonyms: PseudonymTable | None = None
     answer_tail: bytes = b"]}"
+    drift: dict | None = None  # the serving snapshot's drift report (scoring.drift.report), measured once
 
     @classmethod
     def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict) -> Worker:
@@ -53,6 +56,7 @@ class Worker:
             w._guard("seeds", w._verify_seeds)
             if "abuse" in w.models:
                 w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
+            w._guard("drift", w._measure_drift)
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
 
@@ -83,6 +87,13 @@ class Worker:
         if not folder.is_dir():
             raise NotReady("no seeds with the snapshot: run `python -m training seeds`, then import-models")
         verify_folder(folder)
+
+    def _measure_drift(self) -> None:
+        """The snapshot does not change while the worker runs: its drift is measured once, at start."""
+        manifest = json.loads((self.snapshot_path / "manifest.json").read_text())
+        previous = read_previous(self.snapshot_path, manifest)
+        models = {e: (m.identity, m.scorer, m.reference) for e, m in self.models.items()}
+        self.drift = report(self.snapshot.as_of, self.snapshot.frame, models, previous, self.settings.drift_rows)
 
     def _load_model(self, endpoint: str, ref) -> None:
         def load() -> None:

@@ -108,11 +108,28 @@ def _cmd_lookalike(args: argparse.Namespace) -> None:
         print(f"{k:20s} {v:,.4f}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cmd_monitor(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
 
+    from scoring.artifacts import ArtifactError
+    from training.monitor import log_run, measure, render
+    from training.tracking import setup_tracking
+
+    settings = get_settings()
+    setup_tracking(settings)
+    try:
+        rep, missing = measure(settings)
+        run_id = None if args.no_log else log_run(rep, settings)
+    except (FileNotFoundError, ArtifactError) as e:
+        sys.exit(f"monitor: {e}: run `python -m training features` (and train) first")
+    except MlflowException as e:
+        sys.exit(f"monitor: MLflow: {e.message}")
+    print(render(rep, missing))
+    if run_id:
+        print(f"logged to MLflow: experiment monitoring, run {run_id}")
+
+
+def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
     p.add_argument("--days", type=int, default=180, help="days of events (default 180; at least 120)")
@@ -132,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
     p.set_defaults(func=_cmd_features)
 
+
+def _train_command(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train, evaluate out-of-time, log to MLflow and gate the champion",
@@ -155,12 +174,36 @@ def main(argv: list[str] | None = None) -> None:
                    help="german: run the credit pipeline on the German credit data (5-fold CV) instead")
     p.set_defaults(func=_cmd_train)
 
+
+def _serving_commands(sub) -> None:
     p = sub.add_parser("seeds", help="materialise the seed audiences in seeds/ (SQL or id lists) into the snapshot")
     p.set_defaults(func=_cmd_seeds)
 
     p = sub.add_parser("lookalike-index", help="embed the serving snapshot, build its faiss index and log it to MLflow")
     p.set_defaults(func=_cmd_lookalike)
 
+    p = sub.add_parser(
+        "monitor",
+        help="drift (PSI) of the serving snapshot against each champion's training rows, logged to MLflow",
+        description="Population stability index of every feature and of each champion's score: the serving "
+        "snapshot against the rows the champion was trained on (kept with the model as decile bin edges or "
+        "categories and their shares), and against the serving snapshot before it when there was one. Bands: "
+        "PSI < 0.1 stable, 0.1-0.25 moderate (*), >= 0.25 significant (**). Missing values and categories the "
+        "model never saw (unseen) are bins of their own, and their shares are reported. Churn is compared on "
+        "the users it stands for (active in the last 30 days); the other models on every user. Prints a table "
+        "and logs a run in the MLflow experiment 'monitoring' (metrics psi/<model>/<feature>, "
+        "drift/report.json, drift/psi.csv, plots/psi_per_feature.png).",
+    )
+    p.add_argument("--no-log", action="store_true", help="print the table only, log nothing to MLflow")
+    p.set_defaults(func=_cmd_monitor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _train_command, _serving_commands):
+        add(sub)
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.
     warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")

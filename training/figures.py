@@ -117,3 +117,19 @@ def woe_bins(charts: dict[str, tuple[list[str], list[float]]], cols: int = 4):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def psi_bars(panels: dict[str, dict[str, float]], bounds: tuple[float, float] = (0.1, 0.25)):
+    """PSI per feature, one panel per comparison (a model's training rows, the previous snapshot), with
+    the moderate and significant bounds drawn across."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 3.2 * len(panels)), squeeze=False)
+    for ax, (title, psi) in zip(axes[:, 0], panels.items()):
+        names, values = list(psi), np.asarray(list(psi.values()))
+        colours = np.where(values >= bounds[1], "tab:red", np.where(values >= bounds[0], "tab:orange", "tab:green"))
+        ax.bar(range(len(values)), values, color=colours)
+        for bound, style in zip(bounds, ("--", "-")):
+            ax.axhline(bound, color="grey", linestyle=style, linewidth=1)
+        ax.set_xticks(range(len(values)), names, rotation=90, fontsize=6)
+        ax.set(ylabel="PSI", title=title)
+    fig.tight_layout()
+    return fig

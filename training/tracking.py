@@ -21,10 +21,12 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from scoring.artifacts import CHECKSUMS, write_checksums
+from scoring.drift import REFERENCE, Reference, build_reference
 from scoring.pyfunc import ScoringModel, score_frame
 from scoring.registry import CHALLENGER, CHAMPION
 from scoring.scorer import Scorer
 from scoring.settings import Settings
+from scoring.uplift import DEFAULT_OFFER
 from training.data.datasets import Dataset
 from training.fit.candidate import Candidate
 
@@ -154,11 +156,23 @@ def signature(scorer: Scorer, example: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs, infer_signature(example, score_frame(scorer, example)).outputs)
 
 
-def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None) -> mlflow.models.model.ModelInfo:
-    """Log a scorer as a pyfunc with its artifacts, their checksum manifest, signature and input example."""
+def reference_of(scorer: Scorer, ds: Dataset) -> Reference:
+    """The distribution of the training rows, kept beside the model so that the service can watch
+    drift without training data; an uplift model's score is profiled for the service's default offer."""
+    fixed = {k: v for k, v in DEFAULT_OFFER.items() if k in scorer.spec.names}
+    return build_reference(scorer, ds.X_train, f"{ds.name} training rows; {ds.split}", fixed, ds.population)
+
+
+def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None,
+               reference: Reference | None = None) -> mlflow.models.model.ModelInfo:
+    """Log a scorer as a pyfunc with its artifacts (and its training rows' reference), their checksum
+    manifest, signature and input example."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = scorer.save(folder)
+        if reference is not None:
+            paths[REFERENCE] = folder / f"{REFERENCE}.json"
+            paths[REFERENCE].write_text(json.dumps(reference.to_dict()))
         paths[CHECKSUMS] = write_checksums(paths, folder)
         mlflow.log_dict(json.loads(paths[CHECKSUMS].read_text()), "checksums.json")
         return mlflow.pyfunc.log_model(
@@ -192,12 +206,14 @@ def log_candidate(c: Candidate, tags: dict[str, str], ds: Dataset | None = None,
         return run.info.run_id
 
 
-def register(run_id: str, c: Candidate, example: pd.DataFrame, name: str | None, metric: str,
+def register(run_id: str, c: Candidate, ds: Dataset, name: str | None, metric: str,
              force: bool = False) -> tuple[str, GateDecision | None]:
-    """Log the candidate's model in its run; registered under `name` and gated on `metric` when named
-    (against the champion only if it was evaluated on the same rows: see `gate`)."""
+    """Log the candidate's model in its run, with five test rows as its input example and its training
+    rows' reference; registered under `name` and gated on `metric` when named (against the champion
+    only if it was evaluated on the same rows: see `gate`)."""
+    example = c.scorer.spec.frame(ds.X_test.head(5))
     with mlflow.start_run(run_id=run_id):
-        info = log_scorer(c.scorer, example, name)
+        info = log_scorer(c.scorer, example, name, reference_of(c.scorer, ds) if name else None)
         if name is None:
             return "", None
         version = str(info.registered_model_version)
@@ -209,5 +225,5 @@ def record(c: Candidate, ds: Dataset, tags: dict[str, str], name: str, metric: s
            target: str = "target") -> TrainResult:
     """A candidate's run with its inputs and model, registered under `name` and gated on `metric`."""
     run_id = log_candidate(c, tags, ds, target)
-    version, decision = register(run_id, c, c.scorer.spec.frame(ds.X_test.head(5)), name, metric, force)
+    version, decision = register(run_id, c, ds, name, metric, force)
     return TrainResult(run_id, version, c.metrics, decision, c.scorer, c.test_scores)

@@ -116,7 +116,7 @@ def train_response(settings: Settings, dates: SnapshotDates | None, force: bool 
         # MLflow's schema inference costs seconds per run on a few thousand rows.
         log_inputs(ds, data.target)
         mlflow.log_text(comparison.to_csv(), "tables/learners.csv")
-    version, decision = register(best_run, best, best.scorer.spec.frame(ds.X_test.head(5)), name, "oot_qini", force)
+    version, decision = register(best_run, best, ds, name, "oot_qini", force)
     return TrainResult(best_run, version, best.metrics, decision, best.scorer, best.test_scores)
 
 
@@ -139,7 +139,7 @@ def train_credit(settings: Settings, dates: SnapshotDates | None, force: bool = 
     mlflow.set_experiment(experiment_id=experiment(name, settings))
     challenger, card = fit_credit(ds, name)
     challenger_run = log_candidate(challenger, {"split": ds.split}, ds)
-    register(challenger_run, challenger, challenger.scorer.spec.frame(ds.X_test.head(5)), None, "oot_auc")
+    register(challenger_run, challenger, ds, None, "oot_auc")
     if table:
         card_beats_baseline(card, ds, name)
     result = record(card, ds, {"split": ds.split, "challenger_run_id": challenger_run}, name, "oot_auc", force)

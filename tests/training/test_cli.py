@@ -13,7 +13,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_training_help_lists_every_stage():
     out = run("-m", "training", "--help").stdout
-    for cmd in ("simulate", "load", "features", "train", "seeds", "lookalike-index"):
+    for cmd in ("simulate", "load", "features", "train", "seeds", "lookalike-index", "monitor"):
         assert cmd in out
 
 

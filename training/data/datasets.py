@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 TARGET, TREATMENT = "converted", "treatment"
 ID_PATTERN = re.compile(r"(^id$|_id$|^id_)", re.IGNORECASE)
 MAX_CATEGORIES = 200
+# Churn's training rows: users who launched the app in the 30 days before the snapshot (churn_eligible).
+CHURN_POPULATION = {"feature": "active_days_30", "at_least": 1}
 
 
 @dataclass
@@ -38,6 +40,9 @@ class Dataset:
     oracle: np.ndarray | None = None  # true probability of the test rows, where the simulator knows it
     y_truth: np.ndarray | None = None  # full truth of the test rows where labels are partial (abuse)
     exclude: set[str] = field(default_factory=set)
+    # The rows of a later snapshot that the training rows stand for (drift is measured on those), when
+    # the features can say: see scoring.drift.Reference.
+    population: dict | None = None
 
 
 def _snapshot(settings: Settings, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -61,7 +66,7 @@ def churn(settings: Settings, dates: SnapshotDates) -> Dataset:
         "churn", f_tr.loc[tr], l_tr.loc[tr, "churn"].to_numpy(), f_te.loc[te], l_te.loc[te, "churn"].to_numpy(),
         split=f"out-of-time: train as of {dates.train}, test as of {dates.oot}",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle,
+        oracle=oracle, population=CHURN_POPULATION,
     )
 
 

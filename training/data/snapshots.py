@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from scoring.artifacts import file_sha256
+from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
 from scoring.settings import Settings
 from training.data import features, warehouse
 
@@ -92,10 +93,26 @@ def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True) ->
 
 def build_serving_snapshot(settings: Settings, as_of: date) -> None:
     """Features as of the end of the data: what the service looks users up in."""
-    paths = build_snapshot(settings, as_of, with_labels=False)
-    settings.snapshot_dir.mkdir(parents=True, exist_ok=True)
+    publish_serving(build_snapshot(settings, as_of, with_labels=False), settings.snapshot_dir, settings.drift_rows)
+
+
+def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None:
+    """Make a snapshot the serving one. The serving snapshot it replaces, if of another date, leaves its
+    features' profile behind (checksummed in the manifest), so that drift between consecutive serving
+    snapshots needs only the current one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    new_as_of = json.loads(paths.manifest.read_text())["as_of"]
+    if (folder / "manifest.json").exists():
+        old_as_of = json.loads((folder / "manifest.json").read_text())["as_of"]
+        if old_as_of != new_as_of:
+            profile = snapshot_profile(old_as_of, pd.read_parquet(folder / "features.parquet"), drift_rows)
+            (folder / PREVIOUS_PROFILE).write_text(json.dumps(profile))
     for p in (paths.features, paths.manifest):
-        shutil.copy2(p, settings.snapshot_dir / p.name)
+        shutil.copy2(p, folder / p.name)
+    if (folder / PREVIOUS_PROFILE).exists():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["sha256"][PREVIOUS_PROFILE] = file_sha256(folder / PREVIOUS_PROFILE)
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def history(settings: Settings, dates: SnapshotDates) -> list[date]:
