@@ -14,10 +14,9 @@ import logging
 import bentoml
 import orjson
 from bentoml.models import BentoModel
-from starlette.applications import Starlette
-from starlette.requests import Request
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
@@ -28,6 +27,7 @@ from service.batches import BatchLane, LaneFull
 from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
+from service.openapi import ApiSpec
 from service.requests import LookalikeRequest, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
@@ -40,12 +40,42 @@ SCOPES = RouteScopes()
 WORKER: dict[str, Worker] = {}
 
 
-async def list_models(request: Request) -> JSONResponse:
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    run_id: str
+    endpoint: str
+    trained_at: str
+    metrics: dict[str, float]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+# FastAPI rather than bare Starlette for the mounted apps: BentoML lists a mounted FastAPI app's routes in
+# /docs.json. Their own documentation routes are off: the service's API page is at /.
+models_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+
+@models_app.get(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"), response_model=ModelList)
+async def list_models() -> JSONResponse:
+    """The champions being served: name, version, run id, endpoint, training time and held-out metrics."""
     models = WORKER["worker"].models.values() if WORKER else ()
     return JSONResponse({"models": [
         {**m.identity, "endpoint": f"/v1/{m.endpoint}/score", "trained_at": m.trained_at, "metrics": m.metrics}
         for m in models
     ]})
+
+
+docs_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+
+# BentoML serves the API page (Swagger UI) at /; /docs, where people look for it, leads there.
+@docs_app.get("/", response_class=RedirectResponse, status_code=307)
+async def api_page() -> RedirectResponse:
+    """Leads to the API page at /."""
+    return RedirectResponse("/")
 
 
 def _stored(name: str) -> BentoModel | None:
@@ -73,18 +103,6 @@ def lane_full(ctx: bentoml.Context, e: LaneFull) -> Response:
     response = refusal(ctx, 429, {"error": str(e)})
     response.headers["Retry-After"] = str(e.retry_after)
     return response
-
-
-models_app = Starlette(routes=[Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"),
-                                     list_models, methods=["GET"])])
-
-
-async def api_page(request: Request) -> RedirectResponse:
-    return RedirectResponse("/")
-
-
-# BentoML serves the API page (Swagger UI) at /; /docs, where people look for it, leads there.
-docs_app = Starlette(routes=[Route("/", api_page, methods=["GET"])])
 
 
 @bentoml.service(name="opscore", **SERVICE_CONFIG)
@@ -191,3 +209,4 @@ class Opscore:
 
 
 protect(Opscore, settings, SCOPES)
+Opscore.add_asgi_middleware(ApiSpec, service=Opscore, scopes=SCOPES)
