@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # Debian's chromium for the API page's screenshot test (Playwright drives it; no browser download).
 $(CHROMIUM):
-	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
+	@echo "installing Debian's chromium package"
+	@$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null'
 
 data: install  ## simulate the app, then snapshots, seeds and the lookalike index
