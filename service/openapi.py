@@ -33,7 +33,12 @@ REFUSAL = {"type": "object", "properties": {"error": {"type": "string"}, "reques
 REFUSALS = {
     "401": "missing or unknown API key",
     "403": "the key's scopes may not call this route",
+}
+# Refusals of the calls that take a body (the scoring endpoints and lookalike).
+BODY_REFUSALS = {
     "413": "request body above the documented limit (OPSCORE_MAX_BODY_MB)",
+    "429": "the batch lane is full (large calls): retry after the Retry-After header's seconds",
+    "503": "the model or index this call needs is not ready",
 }
 
 
@@ -77,7 +82,7 @@ def _secure(path: str, operation: dict[str, Any], scopes: RouteScopes) -> None:
     # OpenAPI 3.1 lets a non-OAuth requirement list roles: the key scopes that may call the route
     # (an empty list: any valid key).
     operation["security"] = [{SCHEME: sorted(scopes.needed(path) or ())}]
-    refusals = REFUSALS if "requestBody" in operation else {k: v for k, v in REFUSALS.items() if k != "413"}
+    refusals = {**REFUSALS, **BODY_REFUSALS} if "requestBody" in operation else REFUSALS
     for status, why in refusals.items():
         operation["responses"].setdefault(status, {"description": why,
                                                    "content": {"application/json": {"schema": REFUSAL}}})
