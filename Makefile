@@ -7,15 +7,22 @@ PORT ?= 3000
 export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install data train models key serve run test test-fast bench build clean
+CHROMIUM := /usr/bin/chromium
+.PHONY: install data train models key serve run test test-fast fuzz bench build clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(CHROMIUM)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Debian's chromium for the API page's screenshot test (Playwright drives it; no browser download).
+$(CHROMIUM):
+	@echo "installing Debian's chromium package"
+	@$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null'
 
 data: install  ## simulate the app, then snapshots, seeds and the lookalike index
 	$(PY) -m training simulate --users $(USERS) --seed $(SEED)
@@ -43,6 +50,9 @@ test: install  ## both tiers: the fast checks, then the real world, MLflow store
 
 test-fast: install  ## the fast tier only (pure checks, no simulated world or server; under a minute)
 	$(PY) -m pytest -q -m "not integration"
+
+fuzz: install  ## schemathesis over /docs.json against a real server, with a campaign key and a risk key: no 5xx
+	$(PY) -m pytest -q tests/service/test_fuzz.py
 
 bench: install
 	$(PY) -m bench

@@ -25,6 +25,11 @@ OPEN_PATHS = {"/livez", "/readyz", "/metrics", "/healthz", "/docs", "/docs/", "/
 OPEN_PREFIXES = ("/static_content/",)
 
 
+def is_open(path: str) -> bool:
+    """A route anyone may call without a key (the API page's spec marks these as needing none)."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
 class RouteScopes:
     """Routes and the scopes that may call them; a path under no declared route needs any valid key."""
 
@@ -62,7 +67,7 @@ class AuthMiddleware:
         self._ids = itertools.count()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
+        if scope["type"] != "http" or is_open(scope["path"]):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         request_id = f"{self._id_prefix}{next(self._ids):016x}"

@@ -1,6 +1,6 @@
 """Requests bounded before they are handled: an absurd request head is refused with 414 (request target)
 or 431 (headers) before the key is checked, and a body above the documented size with 413 before it is
-read (a multipart body without a boundary, which the framework's parser fails on, with 400).
+read; a form body (multipart or URL-encoded) with 400, as this API takes JSON only.
 
 The server (uvicorn on httptools) passed a 60 KB path (only a 1 MB one was a 400) and a 30 MB header
 to the application. 8 KiB of request target is what common servers allow (nginx's 8k header buffer, Apache's
@@ -75,8 +75,9 @@ class BodyLimit:
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_bytes:
             return await self._refuse(send, scope)
-        if _multipart_without_boundary(scope):  # the framework's form parser fails on it with a 500
-            return await _answer(send, scope, 400, "multipart/form-data without a boundary: this API takes "
+        if _form_body(scope):
+            return await _answer(send, scope, 400, "content-type: form bodies (multipart/form-data, with or without "
+                                                   "a boundary, or URL-encoded) are not accepted; this API takes "
                                                    "application/json")
         seen, started, refused = 0, False, False
 
@@ -112,9 +113,11 @@ class BodyLimit:
         await _answer(send, scope, 413, f"request body above the limit of {self.max_bytes} bytes")
 
 
-def _multipart_without_boundary(scope) -> bool:
-    kind = (header(scope, b"content-type") or b"").lower()
-    return kind.startswith(b"multipart/form-data") and b"boundary=" not in kind
+def _form_body(scope) -> bool:
+    """The framework parses a form body into fields: a multipart body its parser cannot read (no boundary, or
+    not multipart at all) was a 500, and a URL-encoded JSON body became a field named by the caller's data."""
+    kind = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    return kind in (b"multipart/form-data", b"application/x-www-form-urlencoded")
 
 
 async def _answer(send, scope, status: int, message: str) -> None:

@@ -13,10 +13,17 @@ import traceback
 
 import pydantic
 
+def _where(error: dict) -> str:
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden" and loc:
+        loc[-1] = "(unknown field)"  # a name the caller made up, which may be an id or a value
+    return ".".join(loc) or "(body)"
+
+
 def describe(exc: BaseException) -> str:
     """An exception without its text: the type, and for a validation error where and of what kind."""
     if isinstance(exc, pydantic.ValidationError):
-        where = ", ".join(f"{'.'.join(map(str, e['loc'])) or '(body)'}: {e['type']}"
+        where = ", ".join(f"{_where(e)}: {e['type']}"
                           for e in exc.errors(include_input=False, include_context=False, include_url=False))
         return f"{type(exc).__name__} ({where})"
     return type(exc).__name__

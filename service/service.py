@@ -14,10 +14,7 @@ import logging
 import bentoml
 import orjson
 from bentoml.models import BentoModel
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
@@ -25,12 +22,14 @@ from scoring.thresholds import INLINE_ROWS
 from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
+from service.auth import protect
 from service.batches import BatchLane, LaneFull
-from service.auth import RouteScopes, protect
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
 from service.metrics import label_metrics_by_route
 from service.monitoring import publish
+from service.mounted import SCOPES, WORKER, docs_app, models_app
+from service.openapi import ApiSpec
 from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
 from service.worker import Worker
@@ -38,47 +37,6 @@ from service.worker import Worker
 log = logging.getLogger("opscore.service")
 keep_caller_input_out_of_logs()
 settings = get_settings()
-SCOPES = RouteScopes()
-# This worker's models and batch lane, shared with the /v1 app below, mounted beside the service in
-# the same worker process.
-WORKER: dict[str, Worker | BatchLane] = {}
-
-
-async def list_models(request: Request) -> JSONResponse:
-    w = WORKER.get("worker")
-    served = [(m, f"/v1/{m.endpoint}/score") for m in w.models.values()] if w else []
-    served += [(m, f"/v1/tables/{name}/score") for name, m in w.tables.items()] if w else []
-    return JSONResponse({"models": [
-        {**m.identity, "endpoint": endpoint, "trained_at": m.trained_at, "metrics": m.metrics} for m, endpoint in served
-    ]})
-
-
-async def score_table(request: Request) -> Response:
-    """Records scored by a model trained from a user's own table (declared in OPSCORE_TABLE_MODELS)."""
-    name = request.path_params["name"]
-    if name not in settings.table_models:
-        return JSONResponse({"error": "no table model by this name is served: GET /v1/models lists them",
-                             "field": "name"}, 404)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return JSONResponse({"error": "the body is not valid JSON", "field": "body"}, 400)
-    if "worker" not in WORKER:
-        return JSONResponse({"error": "the service is still starting"}, 503)
-    worker, lane = WORKER["worker"], WORKER["lane"]
-    records = body.get("records") if isinstance(body, dict) else None
-    try:
-        if isinstance(records, list) and len(records) > INLINE_ROWS:
-            text, request.state.audit = await lane.run(worker.score_table, name, body)
-        else:
-            text, request.state.audit = worker.score_table(name, body)
-    except RequestError as e:
-        return JSONResponse({"error": str(e), "field": e.field}, e.status)
-    except NotReady as e:
-        return JSONResponse({"error": str(e)}, 503)
-    except LaneFull as e:
-        return JSONResponse({"error": str(e)}, 429, headers={"Retry-After": str(e.retry_after)})
-    return Response(text, media_type="application/json")
 
 
 def _stored(name: str) -> BentoModel | None:
@@ -106,32 +64,6 @@ def lane_full(ctx: bentoml.Context, e: LaneFull) -> Response:
     response = refusal(ctx, 429, {"error": str(e)})
     response.headers["Retry-After"] = str(e.retry_after)
     return response
-
-
-async def drift(request: Request) -> Response:
-    """PSI of every feature and score against the training rows (and the previous serving snapshot)."""
-    w = WORKER.get("worker")
-    if w is None or w.drift is None:
-        why = w.problems.get("drift", "not measured") if w else "the worker is not loaded"
-        return JSONResponse({"error": f"drift is not available: {why}"}, status_code=503)
-    return json_response(w.drift)
-
-
-for _name, _scopes in settings.table_models.items():
-    SCOPES.require(f"/v1/tables/{_name}/score", *_scopes)
-models_app = Starlette(routes=[
-    Route(SCOPES.require("/v1/models", "campaign", "risk").removeprefix("/v1"), list_models, methods=["GET"]),
-    Route(SCOPES.require("/v1/monitoring/drift", "campaign", "risk").removeprefix("/v1"), drift, methods=["GET"]),
-    Route("/tables/{name}/score", score_table, methods=["POST"]),
-])
-
-
-async def api_page(request: Request) -> RedirectResponse:
-    return RedirectResponse("/")
-
-
-# BentoML serves the API page (Swagger UI) at /; /docs, where people look for it, leads there.
-docs_app = Starlette(routes=[Route("/", api_page, methods=["GET"])])
 
 
 @bentoml.service(name="opscore", **SERVICE_CONFIG)
@@ -244,5 +176,6 @@ class Opscore:
 
 
 protect(Opscore, settings, SCOPES)
+Opscore.add_asgi_middleware(ApiSpec, service=Opscore, scopes=SCOPES)
 # Before BentoML builds the app: /metrics keeps one series per route, not one per path a caller sends.
 label_metrics_by_route()
