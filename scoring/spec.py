@@ -69,7 +69,7 @@ class FeatureSpec:
         """The first numeric column and row whose value is there but reads as no number, if any."""
         for col in self.numeric:
             if col in df.columns and not (pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col])):
-                bad = _numbers(df[col]).isna() & df[col].notna()
+                bad = numbers(df[col]).isna() & df[col].notna()
                 if bad.any():
                     return col, int(np.flatnonzero(bad.to_numpy())[0])
         return None

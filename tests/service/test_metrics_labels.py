@@ -127,7 +127,7 @@ def test_normal_routes_show_up_by_template(server, keys):
     assert httpx.get(server.url + "/v1/models", headers=auth).status_code == 200
     assert httpx.get(server.url + f"/v1/{secrets.token_hex(4)}", headers=auth).status_code == 404
     labels = set(ENDPOINT_LABEL.findall(metrics(server)))
-    assert {"/v1/churn/score", "/v1/models", UNMATCHED} <= labels
+    assert {"/v1/churn/score", "/v1/models", UNMATCHED} <= labels, labels
     assert labels <= {"/v1/churn/score", "/v1/abuse/score", "/v1/response/score", "/v1/credit/score", "/v1/lookalike",
                       "/v1/models", "/livez", "/healthz", "/readyz", "/", "/docs/", "/docs.json", "/schema.json",
                       "/static_content/{path}", UNMATCHED}
