@@ -34,9 +34,10 @@ def test_a_full_lane_refuses_at_once_and_frees_its_place():
 
 
 @pytest.fixture(scope="module")
-def narrow_server(all_champions, bento_home, tmp_path_factory):
-    """One worker whose lane runs one large call and lets none wait."""
-    s = start_server(all_champions, bento_home, tmp_path_factory.mktemp("narrow") / "serve.log",
+def narrow_server(all_champions, broken_home, tmp_path_factory):
+    """One worker whose lane runs one large call and lets none wait. On a copy of the store: a server
+    stopping clears the metrics folder it shares with any other server on the same BENTOML_HOME."""
+    s = start_server(all_champions, broken_home("narrow"), tmp_path_factory.mktemp("narrow") / "serve.log",
                      extra_env={"OPSCORE_SERVE_WORKERS": "1", "OPSCORE_BATCH_QUEUE": "0"})
     yield s
     stop_server(s)

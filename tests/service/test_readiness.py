@@ -67,10 +67,10 @@ def test_a_corrupt_seed_keeps_readiness_red(all_champions, broken_home, tmp_path
         stop_server(s)
 
 
-def test_an_audit_log_that_cannot_be_written_keeps_readiness_red(all_champions, bento_home, tmp_path):
+def test_an_audit_log_that_cannot_be_written_keeps_readiness_red(all_champions, broken_home, tmp_path):
     (tmp_path / "not-a-folder").write_text("")
     settings = all_champions.model_copy(update={"audit_log": tmp_path / "not-a-folder" / "audit.log"})
-    s = start_server(settings, bento_home, tmp_path / "serve.log", wait_ready=False)
+    s = start_server(settings, broken_home("audit"), tmp_path / "serve.log", wait_ready=False)
     try:
         assert httpx.get(s.url + "/readyz").status_code == 503
         assert "every call will be refused" in s.log_text() and "Traceback" not in s.log_text()

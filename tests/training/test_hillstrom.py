@@ -94,7 +94,7 @@ def test_train_response_on_hillstrom_logs_champion_and_reference_for_both_arms(h
     r = subprocess.run([sys.executable, "-m", "training", "train", "response", "--dataset", "hillstrom"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # the session may have set a global registry
     run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])[0]
     m = run.data.metrics
     for arm in ARMS:
