@@ -61,7 +61,7 @@ class Ceiling:
         return self.booster.predict(X)
 
     @property
-    def params(self) -> dict[str, float]:
+    def params(self) -> dict[str, int]:
         return {"ceiling_num_leaves": self.leaves, "ceiling_rounds": self.booster.best_iteration}
 
 
