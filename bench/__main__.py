@@ -39,6 +39,10 @@ SINGLE_USER_TARGETS = {
     "bare_dict": "bench.bare_service:BareDict",  # the same constant as a dict, serialised by BentoML
     "batched": "bench.batched_service:Batched",  # adaptive batching, kept only if it helps
 }
+# The champions' run metrics reported as figures (`<model>_<metric>_<size>`): out-of-time quality, the
+# oracle's, and its gap split at the feature ceiling (information the features lack, what the learner left).
+QUALITY_FIGURES = ("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision_at", "recall_at", "oot_ks",
+                   "ceiling", "information_gap", "learner_gap", "qini_vs_ceiling")
 BIN = Path(sys.executable).parent
 GIB = 1024**3
 # Mixed traffic: a risk engine's single-user calls, 8 clients paced at 50 calls/s each (400/s, about
@@ -115,7 +119,7 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
         except Exception:  # noqa: BLE001 - a model not built yet is simply absent
             continue
         for k, v in run.data.metrics.items():
-            if k.startswith(("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision_at", "recall_at", "oot_ks")):
+            if k.startswith(QUALITY_FIGURES):
                 figures[f"{name}_{k}_{tag}"] = v
     return mlruns
 

@@ -91,7 +91,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
             sys.exit(f"{name}: {e}")
         except MlflowException as e:  # the tracking store refused or is unreachable: say so, without a traceback
             sys.exit(f"{name}: MLflow: {e.message}")
-        keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini")
+        keys = ("oot_auc", "oot_qini", "oracle", "precision", "recall", "qini", "ceiling", "information_gap",
+                "learner_gap")
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{table.registered if table else MODELS[name]} v{r.version} (run {r.run_id}): {figures}; "
               f"{r.decision.reason}")

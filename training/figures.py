@@ -27,6 +27,18 @@ def roc(y, score, oracle=None):
     return fig
 
 
+def roc_curves(y, curves, title):
+    """One ROC curve per named score on the same rows (e.g. model, feature ceiling, oracle)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for (label, score), style in zip(curves.items(), ("-", "-.", "--", ":")):
+        fpr, tpr, _ = roc_curve(y, score)
+        ax.plot(fpr, tpr, style, label=label)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def ks_plot(y, score):
     order = np.argsort(-score)
     y = np.asarray(y)[order]
@@ -101,6 +113,17 @@ def qini(share, gain, oracle_share=None, oracle_gain=None):
     ax.plot([0, 1], [0, gain[-1]], ":", color="grey", label="random")
     ax.set(xlabel="share targeted", ylabel="incremental conversions", title="Qini curve")
     ax.legend()
+    return fig
+
+
+def qini_curves(curves, title):
+    """One Qini curve per named ranking, each given as (share, gain) on the same rows."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for (label, (share, gain)), style in zip(curves.items(), ("-", "-.", "--", ":")):
+        ax.plot(share, gain, style, label=label)
+    ax.plot([0, 1], [0, gain[-1]], ":", color="grey", label="random")
+    ax.set(xlabel="share targeted", ylabel="incremental conversions", title=title)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Metrics for binary scores (AUC, KS, lift, precision at capacity), for uplift (Qini, AUUC) and for drift (PSI)."""
+"""Metrics for binary scores (AUC, KS, lift, precision at capacity), for uplift (Qini, AUUC), for drift (PSI)
+and the split of the oracle's gap at the feature ceiling."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, prefix: str = "") -> dict[s
         f"{prefix}positive_rate": float(y.mean()),
         f"{prefix}rows": float(len(y)),
     }
+
+
+def gap_metrics(oracle: float, ceiling: float, model: float, unit: str) -> dict[str, float]:
+    """The oracle's gap split in two: what no feature carries (oracle − ceiling) and what the learner left
+    (ceiling − model); the two add up to oracle − model."""
+    return {f"ceiling_{unit}": ceiling, f"information_gap_{unit}": oracle - ceiling,
+            f"learner_gap_{unit}": ceiling - model}
 
 
 def qini_curve(y: np.ndarray, treatment: np.ndarray, uplift: np.ndarray, points: int = 100) -> tuple[np.ndarray, np.ndarray]:

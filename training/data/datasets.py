@@ -39,6 +39,8 @@ class Dataset:
     sources: dict[str, str]
     oracle: np.ndarray | None = None  # true probability of the test rows, where the simulator knows it
     y_truth: np.ndarray | None = None  # full truth of the test rows where labels are partial (abuse)
+    # The truth of the training rows (probability, or uplift's true effect): what the feature ceiling is fitted to.
+    truth_train: np.ndarray | None = None
     exclude: set[str] = field(default_factory=set)
     # The rows of a later snapshot that the training rows stand for (drift is measured on those), when
     # the features can say: see scoring.drift.Reference.
@@ -56,17 +58,19 @@ def churn(settings: Settings, dates: SnapshotDates) -> Dataset:
     """Users active in the 30 days before the snapshot; label: no launch in the 30 days after."""
     (f_tr, l_tr), (f_te, l_te) = _snapshot(settings, dates.train), _snapshot(settings, dates.oot)
     tr, te = l_tr[l_tr.churn_eligible].index, l_te[l_te.churn_eligible].index
-    oracle = None
+    oracle = truth_train = None
     if settings.truth_dir.exists():
-        users = truth.read_truth(settings, "users")
-        oracle = truth.churn_probability(
-            users, truth.as_of_day(settings, dates.oot), truth.meta(settings)["days"]
-        ).reindex(te).to_numpy()
+        users, days = truth.read_truth(settings, "users"), truth.meta(settings)["days"]
+
+        def p_churn(as_of: date, rows: pd.Index) -> np.ndarray:
+            return truth.churn_probability(users, truth.as_of_day(settings, as_of), days).reindex(rows).to_numpy()
+
+        oracle, truth_train = p_churn(dates.oot, te), p_churn(dates.train, tr)
     return Dataset(
         "churn", f_tr.loc[tr], l_tr.loc[tr, "churn"].to_numpy(), f_te.loc[te], l_te.loc[te, "churn"].to_numpy(),
         split=f"out-of-time: train as of {dates.train}, test as of {dates.oot}",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle, population=CHURN_POPULATION,
+        oracle=oracle, truth_train=truth_train, population=CHURN_POPULATION,
     )
 
 
@@ -90,16 +94,17 @@ def abuse(settings: Settings, dates: SnapshotDates, test_share: float = 0.3) -> 
     held_out = held_out_by_id(f_te.index.to_numpy(), test_share)
     tr = f_tr.index[~np.isin(f_tr.index, f_te.index[held_out])]
     te = f_te.index[held_out]
-    oracle = y_truth = None
+    oracle = y_truth = truth_train = None
     if settings.truth_dir.exists():
-        users = truth.read_truth(settings, "users").set_index("user_id").reindex(te)
-        oracle, y_truth = users.p_abuse.to_numpy(), users.is_abuser.to_numpy().astype(int)
+        users = truth.read_truth(settings, "users").set_index("user_id")
+        oracle, y_truth = users.p_abuse.reindex(te).to_numpy(), users.is_abuser.reindex(te).to_numpy().astype(int)
+        truth_train = users.p_abuse.reindex(tr).to_numpy()
     return Dataset(
         "abuse", f_tr.loc[tr], l_tr.loc[tr, "abuse_confirmed"].to_numpy(),
         f_te.loc[te], l_te.loc[te, "abuse_confirmed"].to_numpy(),
         split=f"users held out by id ({test_share:.0%}); train as of {dates.train}, test as of {dates.oot}",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle, y_truth=y_truth,
+        oracle=oracle, y_truth=y_truth, truth_train=truth_train,
     )
 
 
@@ -206,16 +211,21 @@ def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
     f_tr = pd.concat([f.loc[i] for (f, _), i in zip(train, applied)])
     y_tr = np.concatenate([l.loc[i, "default_90d"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
     te = l_te.index[l_te.application_id.notna()]
-    oracle = None
+    oracle = truth_train = None
     if settings.truth_dir.exists():
         true_pd = truth.read_truth(settings, "loan_applications").set_index("application_id")["pd"]
-        oracle = true_pd.reindex(l_te.loc[te, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
+
+        def pd_of(labels: pd.DataFrame, rows: pd.Index) -> np.ndarray:
+            return true_pd.reindex(labels.loc[rows, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
+
+        oracle = pd_of(l_te, te)
+        truth_train = np.concatenate([pd_of(l, i) for (_, l), i in zip(train, applied)])
     return Dataset(
         "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
         split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
               f"after {dates.oot} (test)",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle,
+        oracle=oracle, truth_train=truth_train,
     )
 
 
@@ -264,12 +274,18 @@ def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
     parts = [_campaign_rows(settings, d) for d in (dates.train, *history(settings, dates))]
     X_tr, y_tr = pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     X_te, y_te, keys = _campaign_rows(settings, dates.oot)
-    oracle = None
+    oracle = truth_train = None
     if settings.truth_dir.exists():
-        p = keys.merge(truth.read_truth(settings, "campaign_assignments"), on=["campaign_id", "user_id"], how="left")
-        oracle = (p.p_treated - p.p_control).to_numpy()
+        assigned = truth.read_truth(settings, "campaign_assignments")
+
+        def true_uplift(rows: pd.DataFrame) -> np.ndarray:
+            p = rows.merge(assigned, on=["campaign_id", "user_id"], how="left")
+            return (p.p_treated - p.p_control).to_numpy()
+
+        oracle, truth_train = true_uplift(keys), np.concatenate([true_uplift(p[2]) for p in parts])
     roots = {k: str(snapshot_paths(settings, d).root) for k, d in (("train", dates.train), ("test", dates.oot))}
-    ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle, exclude={TREATMENT}, sources=roots,
+    ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle, truth_train=truth_train,
+                 exclude={TREATMENT}, sources=roots,
                  split=f"out-of-time: campaigns after {dates.train} and {len(parts) - 1} earlier snapshots "
                        f"for training, after {dates.oot} for test")
     return UpliftData(ds, TARGET, TREATMENT)

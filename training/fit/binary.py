@@ -15,6 +15,7 @@ from scoring.spec import FeatureSpec
 from training import figures
 from training.data.datasets import Dataset
 from training.fit.candidate import Candidate
+from training.fit.ceiling import binary_gaps, fit_ceiling
 from training.metrics import at_capacity, binary_metrics, deciles
 
 LGBM_PARAMS = {
@@ -99,10 +100,13 @@ def fit_binary(ds: Dataset, name: str, params: dict | None = None, review_capaci
     metrics = {"best_iteration": float(booster.best_iteration), **oot_metrics(ds, score, review_capacity)}
     y_eval = ds.y_test if ds.y_truth is None else ds.y_truth
     logged = {k: v for k, v in {**LGBM_PARAMS, **params}.items() if k not in ("verbose", "monotone_constraints")}
-    return Candidate(
+    c = Candidate(
         f"{name}-lgbm", scorer, score, metrics=metrics, tags={"model_family": "lightgbm"},
         params={**logged, "monotone_increasing": ",".join(monotone) or "none", "features": len(spec.names),
                 "train_rows": len(ds.y_train), "test_rows": len(ds.y_test)},
         figures=binary_figures(y_eval, score, scorer, X_te, ds.oracle),
         tables={"tables/deciles.csv": deciles(y_eval, score)},
     )
+    if ds.truth_train is not None and ds.oracle is not None:
+        binary_gaps(c, fit_ceiling(X_tr, ds.truth_train, spec), X_te, y_eval, ds.oracle)
+    return c

@@ -30,6 +30,7 @@ from training import figures
 from training.data.datasets import Dataset
 from training.fit.binary import binary_figures, fit_booster
 from training.fit.candidate import Candidate
+from training.fit.ceiling import binary_gaps, fit_ceiling
 from training.metrics import binary_metrics, deciles, expected_auc, psi
 
 # Below 0.02 a characteristic is conventionally "not predictive" (Siddiqi).
@@ -208,4 +209,8 @@ def fit_credit(ds: Dataset, name: str) -> tuple[Candidate, Candidate]:
     challenger = fit_challenger(ds, spec, X_tr, X_te, name)
     card = fit_card(ds, spec, X_tr, X_te, name)
     card.metrics["challenger_oot_auc"] = challenger.metrics["oot_auc"]
+    if ds.truth_train is not None and ds.oracle is not None:
+        ceiling = fit_ceiling(X_tr, ds.truth_train, spec)
+        for c in (challenger, card):
+            binary_gaps(c, ceiling, X_te, ds.y_test, ds.oracle)
     return challenger, card

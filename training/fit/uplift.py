@@ -23,11 +23,12 @@ from sklearn.model_selection import StratifiedKFold
 from scoring.scorer import decile_edges
 from scoring.segments import grid_for
 from scoring.spec import FeatureSpec
-from scoring.uplift import UpliftScorer
+from scoring.uplift import OFFER, UpliftScorer
 from training import figures
 from training.data.datasets import UpliftData
 from training.fit.binary import LGBM_PARAMS
 from training.fit.candidate import Candidate
+from training.fit.ceiling import fit_ceiling, uplift_gaps
 from training.fit.select import DEFAULT_LGBM, DEFAULT_ROUNDS
 from training.metrics import (auuc, mean_by_decile, qini_coefficient, qini_curve, true_uplift_captured,
                               uplift_by_decile)
@@ -225,4 +226,16 @@ def fit_uplift(data: UpliftData, model: str, baseline: bool = False) -> list[Can
         scorer = two_model_default(X_tr, ds.y_train, data.t_train, spec, ds.X_train)
         out.append(_learner_candidate(model, BASELINE, scorer, data, spec, X_te))
         out[-1].tags["role"] = "baseline"
+    if ds.truth_train is not None and ds.oracle is not None:
+        ceiling = fit_ceiling(X_tr, ds.truth_train, spec, target="effect")
+        for c in out:
+            uplift_gaps(c, ceiling, X_te, ds.y_test, data.t_test, ds.oracle, arm_labels(ds.X_test))
     return out
+
+
+def arm_labels(X: pd.DataFrame) -> np.ndarray:
+    """Each row's arm: its offer's values joined (a campaign sends one offer to its treated users)."""
+    label = X[OFFER[0]].astype(str)
+    for column in OFFER[1:]:
+        label = label + "/" + X[column].astype(str)
+    return label.to_numpy()
