@@ -23,7 +23,7 @@ SORT_REASONS_ROWS = 8
 # a third of a 10,000-user call (61 -> 45 ms in-process when written column by column).
 DICT_ROWS = 32
 # Batches up to this size are scored on the event loop (well under a millisecond, less than the
-# hop to a thread); larger ones in a worker thread, so that they do not stall other requests.
+# hop to a thread); larger ones on the batch lane (service/batches.py), so that they do not stall others.
 INLINE_ROWS = 64
 # Above this many ids, ids are searched in sorted order: that walks the snapshot's ids in one
 # direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).

@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from scoring.settings import get_settings
-from scoring.thresholds import INLINE_ROWS
 from service.auth import RouteScopes
 from service.batches import BatchLane, LaneFull
 from service.requests import RequestError
@@ -83,10 +82,8 @@ async def score_table(name: str, request: Request) -> Response:
     worker, lane = WORKER["worker"], WORKER["lane"]
     records = body.get("records") if isinstance(body, dict) else None
     try:
-        if isinstance(records, list) and len(records) > INLINE_ROWS:
-            text, request.state.audit = await lane.run(worker.score_table, name, body)
-        else:
-            text, request.state.audit = worker.score_table(name, body)
+        rows = len(records) if isinstance(records, list) else 0
+        text, request.state.audit = await lane.call(rows, worker.score_table, name, body)
     except RequestError as e:
         return JSONResponse({"error": str(e), "field": e.field}, e.status)
     except NotReady as e:

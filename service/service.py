@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
-from scoring.thresholds import INLINE_ROWS
 from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
@@ -120,10 +119,8 @@ class Opscore:
         """A handful of users is scored on the event loop: a thread hop would cost more than the
         scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
         size = len(user_ids if user_ids is not None else records)
-        if size <= INLINE_ROWS:
-            return self._score(endpoint, ctx, user_ids, records, reasons, offer)
         try:
-            return await self.lane.run(self._score, endpoint, ctx, user_ids, records, reasons, offer)
+            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, offer)
         except LaneFull as e:
             return lane_full(ctx, e)
 
