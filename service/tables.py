@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pydantic import TypeAdapter, ValidationError
 
 from scoring.spec import FeatureSpec
-from service.requests import RequestError
+from service.requests import RequestError, UserId
 
 ID_FIELD = "user_id"
 PLAIN = (bool, int, float, str, type(None))
+# The contract's user id, as the champions' requests declare it (strict: true is no id).
+USER_ID = TypeAdapter(UserId | None)
 
 
 def _checked_ids(records: list, names: set[str]) -> list:
@@ -27,10 +30,11 @@ def _checked_ids(records: list, names: set[str]) -> list:
         bad = next((k for k, v in record.items() if not isinstance(v, PLAIN)), None)
         if bad is not None:
             raise RequestError(400, f"records[{i}].{bad}", f"records[{i}].{bad}: must be a number, text, true/false or null")
-        uid = record.get(ID_FIELD)
-        if uid is not None and (isinstance(uid, bool) or not isinstance(uid, (int, str))):
-            raise RequestError(400, f"records[{i}].{ID_FIELD}", f"records[{i}].{ID_FIELD}: must be a whole number or text")
-        ids.append(uid)
+        try:
+            ids.append(USER_ID.validate_python(record.get(ID_FIELD)))
+        except ValidationError:
+            raise RequestError(400, f"records[{i}].{ID_FIELD}", f"records[{i}].{ID_FIELD}: a whole number from 1, "
+                                                                 "or text of 1 to 128 characters") from None
     return ids
 
 

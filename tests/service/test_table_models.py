@@ -68,6 +68,7 @@ BASE = {"tenure_months": 12, "has_card": True, "region": "east", "treated": 0, "
     ({"tenure_months": [12]}, "records[0].tenure_months"),
     ({"tenure_months": None, "has_card": None}, "records.tenure_months"),
     ({"user_id": True}, "records[0].user_id"),
+    ({"user_id": 0}, "records[0].user_id"),  # the id contract of every endpoint: a whole number from 1
 ])
 def test_bad_records_are_400_naming_the_field(table_server, keys, change, field):
     record = {k: v for k, v in {**BASE, **change}.items() if v is not None}
