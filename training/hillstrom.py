@@ -20,7 +20,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ import pandas as pd
 from scoring.settings import Settings
 from scoring.spec import FeatureSpec
 from training.data.datasets import UpliftData, response_table
+from training.fit.uplift import two_model_default
 from training.metrics import bootstrap_interval, qini_coefficient
 from training.tracking import experiment, git_commit
 from training.train import Table, train_response
@@ -105,13 +105,9 @@ def reference_uplift(data: UpliftData) -> np.ndarray:
     """The fixed two-model LightGBM (one model per arm) fitted on the training rows, as uplift of the test rows."""
     ds, t = data.ds, data.t_train
     spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
-    X_tr, X_te = spec.to_matrix(ds.X_train), spec.to_matrix(ds.X_test)
-
-    def arm(rows: np.ndarray) -> lgb.Booster:
-        d = lgb.Dataset(X_tr[rows], ds.y_train[rows], feature_name=spec.names, categorical_feature=spec.categorical_index)
-        return lgb.train(REFERENCE_PARAMS, d, REFERENCE_ROUNDS)
-
-    return arm(t == 1).predict(X_te) - arm(t == 0).predict(X_te)
+    reference = two_model_default(spec.to_matrix(ds.X_train), ds.y_train, t, spec, ds.X_train,
+                                  REFERENCE_PARAMS, REFERENCE_ROUNDS)
+    return reference.predict(spec.to_matrix(ds.X_test))
 
 
 def qini_figures(y: np.ndarray, t: np.ndarray, uplift: np.ndarray, prefix: str) -> dict[str, float]:

@@ -173,12 +173,13 @@ def candidate(model: str, name: str, data: UpliftData, spec: FeatureSpec, X_te: 
                      figures=figs, tables=tables)
 
 
-def two_model_default(X: np.ndarray, y: np.ndarray, t: np.ndarray, spec: FeatureSpec,
-                      X_train: pd.DataFrame) -> UpliftScorer:
-    """The plain baseline a data scientist tries first: LightGBM as it comes, one model per arm."""
+def two_model_default(X: np.ndarray, y: np.ndarray, t: np.ndarray, spec: FeatureSpec, X_train: pd.DataFrame,
+                      params: dict = DEFAULT_LGBM, rounds: int = DEFAULT_ROUNDS) -> UpliftScorer:
+    """The plain baseline a data scientist tries first: LightGBM as it comes (or as `params` fix it),
+    one model per arm."""
     def arm(rows: np.ndarray) -> lgb.Booster:
         data = lgb.Dataset(X[rows], y[rows], feature_name=spec.names, categorical_feature=spec.categorical_index)
-        return lgb.train(DEFAULT_LGBM, data, DEFAULT_ROUNDS)
+        return lgb.train(params, data, rounds)
 
     scorer = UpliftScorer(BASELINE, {"control": arm(t == 0), "treated": arm(t == 1)}, {"treated": 1.0, "control": -1.0},
                           0.0, spec, [], grid_for(spec.names, X_train))
