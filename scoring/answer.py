@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 import orjson
 
+from scoring.population import OUT_OF_POPULATION
 from scoring.scorer import Scorer, band_edges, bands, round6, round_to, top_reasons, top_reasons_one
 from scoring.segments import grid_columns
 
@@ -23,6 +24,8 @@ from scoring.segments import grid_columns
 COLUMNS, PER_FEATURE = "<columns>", "<per_feature>"
 FIELDS = ("user_id", COLUMNS, "model", "reasons", PER_FEATURE, "ring_size")
 SCORE_DECIMALS, PER_FEATURE_DECIMALS = 6, 3
+# A user outside the population the model was trained on gets this item in place of a score.
+OUT_OF_POPULATION_FIELDS = ("user_id", "lifecycle", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class Answer:
     reasons: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # feature columns, contributions, values (n×k)
     per_feature: dict[str, tuple[np.ndarray, np.ndarray]]  # e.g. points: (feature columns shown, values)
     ring_size: np.ndarray | None
+
+
+def out_of_population(user_id: int | str | None, lifecycle: str, reason: str) -> dict:
+    """The item of a user the model does not score (scoring.population), in OUT_OF_POPULATION_FIELDS' order."""
+    return dict(zip(OUT_OF_POPULATION_FIELDS, (user_id, lifecycle, OUT_OF_POPULATION, reason)))
 
 
 def segment_labels(layout: Layout, X: np.ndarray) -> np.ndarray | None:

@@ -13,9 +13,11 @@ import numpy as np
 
 from scoring.answer import Layout, rows
 from scoring.drift import Reference
+from scoring.population import Population
 from scoring.pyfunc import score_frame
 from scoring.scorer import TOP_REASONS, Scorer
 from scoring.snapshot import Snapshot
+from scoring.spec import numbers
 
 
 class NotReady(RuntimeError):
@@ -33,6 +35,12 @@ class ServedModel:
     scorer: Scorer
     matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
     reference: Reference | None = None  # the training rows' distribution, for drift
+    # Per snapshot row: inside the population the model was trained on (None: every user is).
+    in_population: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def population(self) -> Population | None:
+        return self.reference.population if self.reference is not None else None
 
     @cached_property
     def identity(self) -> dict[str, str]:
@@ -62,6 +70,8 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
         else np.empty((0, len(scorer.spec.names))),
         reference=python_model.reference,
     )
+    if snapshot is not None and served.population is not None:
+        served.in_population = served.population.contains(numbers(snapshot.frame[served.population.feature]))
     # The serving path too (its per-leaf attribution tables are built on first use), so that the
     # first caller does not pay for it.
     if len(rows(served.layout, scorer.spec.to_matrix(example), TOP_REASONS)) != len(example):

@@ -26,7 +26,9 @@ def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.R
 
 @pytest.fixture(scope="module")
 def some_ids(snapshot) -> list[int]:
-    return snapshot.sample(300, random_state=1).index.tolist()
+    """Users every model scores: inside churn's population (active in the last 30 days) and credit's (verified)."""
+    scored = snapshot[(snapshot.active_days_30 >= 1) & (snapshot.kyc_level >= 1)]
+    return scored.sample(300, random_state=1).index.tolist()
 
 
 @pytest.mark.parametrize("endpoint,registry", [("churn", "churn"), ("abuse", "promo_abuse"),

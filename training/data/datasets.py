@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring.population import Population
 from scoring.settings import Settings
 from scoring.uplift import OFFER
 from training.data import truth
@@ -23,7 +24,9 @@ TARGET, TREATMENT = "converted", "treatment"
 ID_PATTERN = re.compile(r"(^id$|_id$|^id_)", re.IGNORECASE)
 MAX_CATEGORIES = 200
 # Churn's training rows: users who launched the app in the 30 days before the snapshot (churn_eligible).
-CHURN_POPULATION = {"feature": "active_days_30", "at_least": 1}
+CHURN_POPULATION = Population("active_days_30", 1, "users active in the 30 days before the snapshot")
+# Credit's: applicants, and only verified users (KYC level 1 or 2) can apply.
+CREDIT_POPULATION = Population("kyc_level", 1, "verified users (KYC), the only ones who can apply for a loan")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Dataset:
     exclude: set[str] = field(default_factory=set)
     # The rows of a later snapshot that the training rows stand for (drift is measured on those), when
     # the features can say: see scoring.drift.Reference.
-    population: dict | None = None
+    population: Population | None = None
 
 
 def _snapshot(settings: Settings, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -225,7 +228,7 @@ def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
         split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
               f"after {dates.oot} (test)",
         sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle, truth_train=truth_train,
+        oracle=oracle, truth_train=truth_train, population=CREDIT_POPULATION,
     )
 
 
