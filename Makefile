@@ -8,15 +8,20 @@ export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 CHROMIUM := /usr/bin/chromium
-.PHONY: install data train models key serve run test test-fast fuzz bench build clean
+.PHONY: install java data train models key serve run test test-fast fuzz bench build clean
 
-install: $(VENV)/.installed $(CHROMIUM)
+install: $(VENV)/.installed $(CHROMIUM) java
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,spark]'
 	touch $@
+
+# pyspark (the `spark` extra: `--engine spark` and its parity tests) runs on a JVM, Java 17.
+java:
+	@java -version 2>&1 | grep -qE 'version "(17|21)' || { echo "Java 17 is missing (pyspark needs it):" \
+		"apt-get install -y openjdk-17-jre-headless (Debian), or set JAVA_HOME to a Java 17"; exit 1; }
 
 # Debian's chromium for the API page's screenshot test (Playwright drives it; no browser download).
 $(CHROMIUM):
