@@ -11,9 +11,13 @@ import sys
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scoring.registry import MODEL_NAMES as MODELS
-from scoring.settings import get_settings
+from scoring.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from training.data.spark_features import SparkEngine
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -42,15 +46,27 @@ def _cmd_features(args: argparse.Namespace) -> None:
     from training.data.snapshots import build_serving_snapshot, build_snapshot, default_dates
 
     settings = get_settings()
+    if args.catalog_db and args.engine != "spark":
+        sys.exit("--catalog-db reads the tables from a Spark catalog: add --engine spark")
+    engine = _spark_engine(settings, args.catalog_db) if args.engine == "spark" else None
     if args.as_of:
-        paths = build_snapshot(settings, args.as_of)
+        paths = build_snapshot(settings, args.as_of, engine=engine)
         print(f"features and labels as of {args.as_of}: {paths.root}")
         return
-    dates = default_dates(settings)
+    dates = default_dates(settings, engine)
     for as_of in (dates.train, dates.oot):
-        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of).root}")
-    build_serving_snapshot(settings, dates.serving)
+        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of, engine=engine).root}")
+    build_serving_snapshot(settings, dates.serving, engine)
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
+
+
+def _spark_engine(settings: Settings, catalog_db: str | None) -> SparkEngine:
+    try:
+        from training.data.spark_features import SparkEngine, spark_session
+    except ImportError:
+        sys.exit("--engine spark needs the spark extra: pip install -e '.[spark]' (and Java 17)")
+    spark = spark_session(settings)
+    return SparkEngine(spark, catalog_db=catalog_db) if catalog_db else SparkEngine(spark, settings.warehouse_dir)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -168,6 +184,12 @@ def _data_commands(sub) -> None:
         "(the latest with a full label window) and the serving snapshot at the end of the data.",
     )
     p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb (default): this machine; spark: the same SQL on Spark SQL (OPSCORE_SPARK_MASTER, "
+                        "default local[2]; OPSCORE_SPARK_CONF), for bases one machine cannot hold")
+    p.add_argument("--catalog-db", metavar="NAME",
+                   help="with --engine spark: read the contract's tables from this Spark catalog database "
+                        "(e.g. Hive tables NAME.users, NAME.daily_activity, ...) instead of data/warehouse/*.parquet")
     p.set_defaults(func=_cmd_features)
 
 
