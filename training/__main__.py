@@ -166,6 +166,24 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         print(f"logged to MLflow: experiment monitoring, run {run_id}")
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    settings = get_settings()
+    try:
+        if args.engine == "spark":
+            from training.spark_score import score_spark
+
+            rows = score_spark(_spark_engine(settings, None).spark, settings, args.model, args.snapshot, args.out)
+        else:
+            from training.score import score_duckdb
+
+            rows = score_duckdb(settings, args.model, Path(args.snapshot), Path(args.out), args.chunk_rows)
+    except MlflowException as e:
+        sys.exit(f"score: MLflow: {e.message}")
+    print(f"{rows:,d} users scored by {args.model}: {args.out} (Parquet, partitioned by band)")
+
+
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
@@ -220,6 +238,24 @@ def _train_command(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _score_command(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="batch scores of a whole snapshot (score, band, segment, top reasons), Parquet partitioned by band",
+        description="Scores every user of a snapshot with a registered model, exactly as the service scores them "
+        "(the same scores and decision-path reasons), and writes OUT/band=1/ ... band=10/ (replacing OUT). "
+        "--engine duckdb reads the snapshot in chunks on this machine; --engine spark runs the model as a Spark "
+        "UDF (mlflow.pyfunc.spark_udf) on OPSCORE_SPARK_MASTER, where SNAPSHOT and OUT may be cluster paths.",
+    )
+    p.add_argument("--model", required=True, help="registered model and alias or version: churn@champion, churn/3")
+    p.add_argument("--snapshot", default="data/snapshot",
+                   help="a snapshot folder or its features.parquet (default: the serving snapshot, data/snapshot)")
+    p.add_argument("--out", required=True, help="output folder (replaced)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb", help="duckdb (default) or spark")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="with duckdb: users scored per chunk (bounds memory)")
+    p.set_defaults(func=_cmd_score)
+
+
 def _serving_commands(sub) -> None:
     p = sub.add_parser("seeds", help="materialise the seed audiences in seeds/ (SQL or id lists) into the snapshot")
     p.set_defaults(func=_cmd_seeds)
@@ -247,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _train_command, _serving_commands):
+    for add in (_data_commands, _train_command, _score_command, _serving_commands):
         add(sub)
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.

@@ -89,7 +89,9 @@ def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
                 f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
             )
     feats = engine.features(as_of)
-    feats.to_parquet(paths.features)
+    # index=True writes user_id as a column even when the ids run contiguously (pandas would keep a
+    # RangeIndex only in its metadata), so that DuckDB and Spark read the ids too.
+    feats.to_parquet(paths.features, index=True)
     if with_labels:
         engine.labels(as_of, settings.label_window_days).to_parquet(paths.labels)
         engine.response(as_of, settings.label_window_days).to_parquet(paths.response, index=False)

@@ -3,6 +3,8 @@ the contract's tables read from Parquet or a Spark catalog, and the abuse graph'
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +25,9 @@ def spark_session(settings: Settings, app: str = "opscore") -> SparkSession:
     builder = SparkSession.builder.master(settings.spark_master).appName(app)
     conf = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.ui.enabled": "false", **settings.spark_conf}
+    if settings.spark_master.startswith("local"):
+        # Python workers (batch scores) run this environment; pyspark reads the variable, not a conf.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
