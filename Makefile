@@ -8,7 +8,7 @@ export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 CHROMIUM := /usr/bin/chromium
-.PHONY: install java data train models key serve run test test-fast fuzz bench build clean
+.PHONY: install java data train models key serve run test test-fast fuzz bench bench-scale build clean
 
 install: $(VENV)/.installed $(CHROMIUM) java
 
@@ -61,6 +61,9 @@ fuzz: install  ## schemathesis over /docs.json against a real server, with a cam
 
 bench: install
 	$(PY) -m bench
+
+bench-scale: install  ## the scale figures (10M users simulated + features, Spark against DuckDB at 1M), added to bench-results.json
+	$(PY) -m bench.scale
 
 build: install  ## a self-contained Bento (needs `make models` first)
 	$(VENV)/bin/bentoml build

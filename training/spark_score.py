@@ -22,8 +22,9 @@ def score_spark(spark: SparkSession, settings: Settings, model: str, snapshot: P
     signature = mlflow.models.get_model_info(uri).signature
     udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=signature.outputs.as_spark_schema(), env_manager="local",
                                   model_config=SERVICE_REASONS)
-    source = features_file(Path(snapshot)) if isinstance(snapshot, Path) else snapshot
-    rows = spark.read.parquet(str(source))
+    local = Path(snapshot)
+    source = str(features_file(local)) if local.exists() else str(snapshot)  # else a cluster path, as it is
+    rows = spark.read.parquet(source)
     inputs = F.struct(*[F.col(c) for c in signature.inputs.input_names()])
     scored = rows.select("user_id", udf(inputs).alias("answer")).select("user_id", "answer.*")
     scored.write.mode("overwrite").partitionBy("band").parquet(str(out))
