@@ -34,6 +34,8 @@ def load_scorer(artifacts: dict[str, str]) -> Scorer:
 
 
 Reasons = Literal["exact", "service"]
+# Logged with every model: MLflow lets a loader override only the keys a model was logged with.
+MODEL_CONFIG: dict[str, Reasons] = {"reasons": "exact"}
 
 
 def score_frame(s: Scorer, model_input: pd.DataFrame, layout: Layout | None = None,

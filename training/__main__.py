@@ -181,6 +181,8 @@ def _cmd_score(args: argparse.Namespace) -> None:
             rows = score_duckdb(settings, args.model, Path(args.snapshot), Path(args.out), args.chunk_rows)
     except MlflowException as e:
         sys.exit(f"score: MLflow: {e.message}")
+    except ValueError as e:
+        sys.exit(f"score: {e}")
     print(f"{rows:,d} users scored by {args.model}: {args.out} (Parquet, partitioned by band)")
 
 

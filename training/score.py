@@ -27,6 +27,17 @@ def model_uri(model: str) -> str:
     return model if ":/" in model else f"models:/{model}"
 
 
+def service_reasons_uri(model: str) -> str:
+    """The model's URI, once sure its pyfunc takes the service's reasons (models logged before they could
+    would silently answer with TreeSHAP's)."""
+    uri = model_uri(model)
+    config = mlflow.models.get_model_info(uri).flavors["python_function"].get("config") or {}
+    if set(SERVICE_REASONS) - set(config):
+        raise ValueError(f"{model} was logged before batch scores could take the service's reasons: retrain it "
+                         "(python -m training train <model> --force-promote)")
+    return uri
+
+
 def features_file(snapshot: Path) -> Path:
     """A snapshot folder's features, or the Parquet file (or folder of files) named."""
     return snapshot / "features.parquet" if (snapshot / "features.parquet").exists() else snapshot
@@ -35,7 +46,7 @@ def features_file(snapshot: Path) -> Path:
 def score_duckdb(settings: Settings, model: str, snapshot: Path, out: Path, chunk_rows: int = 100_000) -> int:
     """Score every row of the snapshot chunk by chunk into `out` (replaced); the rows written."""
     setup_tracking(settings)
-    pyfunc = mlflow.pyfunc.load_model(model_uri(model), model_config=SERVICE_REASONS)
+    pyfunc = mlflow.pyfunc.load_model(service_reasons_uri(model), model_config=SERVICE_REASONS)
     names = pyfunc.metadata.get_input_schema().input_names()
     shutil.rmtree(out, ignore_errors=True)
     source = str(features_file(snapshot) / "*.parquet" if features_file(snapshot).is_dir() else features_file(snapshot))

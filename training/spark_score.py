@@ -11,14 +11,14 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from scoring.settings import Settings
-from training.score import SERVICE_REASONS, features_file, model_uri
+from training.score import SERVICE_REASONS, features_file, service_reasons_uri
 from training.tracking import setup_tracking
 
 
 def score_spark(spark: SparkSession, settings: Settings, model: str, snapshot: Path | str, out: Path | str) -> int:
     """Score every row of the snapshot (a path Spark reads: local, HDFS, S3) into `out` (replaced); the rows written."""
     setup_tracking(settings)
-    uri = model_uri(model)
+    uri = service_reasons_uri(model)
     signature = mlflow.models.get_model_info(uri).signature
     udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=signature.outputs.as_spark_schema(), env_manager="local",
                                   model_config=SERVICE_REASONS)
