@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     # `--engine spark` (features, batch scores): this box by default; a cluster's master URL (yarn,
     # spark://host:7077, k8s://...) and any Spark conf, e.g. OPSCORE_SPARK_CONF='{"spark.executor.memory": "8g"}'.
     spark_master: str = Field("local[2]", description="Spark master URL")
-    spark_conf: dict[str, str] = Field(default_factory=lambda: {"spark.sql.shuffle.partitions": "8"})
+    # On one box the driver is the executor too; it collects the finished snapshot (about 0.5 GB per million users).
+    spark_conf: dict[str, str] = Field(default_factory=lambda: {"spark.sql.shuffle.partitions": "8",
+                                                                "spark.driver.memory": "4g"})
 
     @property
     def warehouse_dir(self) -> Path:
