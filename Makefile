@@ -8,15 +8,20 @@ export BENTOML_DO_NOT_TRACK := True
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 CHROMIUM := /usr/bin/chromium
-.PHONY: install data train models key serve run test test-fast fuzz bench build clean
+.PHONY: install java data train models key serve run test test-fast fuzz bench bench-scale build clean
 
-install: $(VENV)/.installed $(CHROMIUM)
+install: $(VENV)/.installed $(CHROMIUM) java
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,spark]'
 	touch $@
+
+# pyspark (the `spark` extra: `--engine spark` and its parity tests) runs on a JVM, Java 17.
+java:
+	@java -version 2>&1 | grep -qE 'version "(17|21)' || { echo "Java 17 is missing (pyspark needs it):" \
+		"apt-get install -y openjdk-17-jre-headless (Debian), or set JAVA_HOME to a Java 17"; exit 1; }
 
 # Debian's chromium for the API page's screenshot test (Playwright drives it; no browser download).
 $(CHROMIUM):
@@ -56,6 +61,9 @@ fuzz: install  ## schemathesis over /docs.json against a real server, with a cam
 
 bench: install
 	$(PY) -m bench
+
+bench-scale: install  ## the scale figures (10M users simulated + features, Spark against DuckDB at 1M), added to bench-results.json
+	$(PY) -m bench.scale
 
 build: install  ## a self-contained Bento (needs `make models` first)
 	$(VENV)/bin/bentoml build

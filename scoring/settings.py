@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
     # Each worker scores this many snapshot rows with every model at start to measure drift.
     drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
+    # `--engine spark` (features, batch scores): this box by default; a cluster's master URL (yarn,
+    # spark://host:7077, k8s://...) and any Spark conf, e.g. OPSCORE_SPARK_CONF='{"spark.executor.memory": "8g"}'.
+    spark_master: str = Field("local[2]", description="Spark master URL")
+    # On one box the driver is the executor too; it collects the finished snapshot (about 0.5 GB per million users).
+    spark_conf: dict[str, str] = Field(default_factory=lambda: {"spark.sql.shuffle.partitions": "8",
+                                                                "spark.driver.memory": "4g"})
 
     @property
     def warehouse_dir(self) -> Path:

@@ -11,9 +11,13 @@ import sys
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scoring.registry import MODEL_NAMES as MODELS
-from scoring.settings import get_settings
+from scoring.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from training.data.spark_features import SparkEngine
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -42,15 +46,27 @@ def _cmd_features(args: argparse.Namespace) -> None:
     from training.data.snapshots import build_serving_snapshot, build_snapshot, default_dates
 
     settings = get_settings()
+    if args.catalog_db and args.engine != "spark":
+        sys.exit("--catalog-db reads the tables from a Spark catalog: add --engine spark")
+    engine = _spark_engine(settings, args.catalog_db) if args.engine == "spark" else None
     if args.as_of:
-        paths = build_snapshot(settings, args.as_of)
+        paths = build_snapshot(settings, args.as_of, engine=engine)
         print(f"features and labels as of {args.as_of}: {paths.root}")
         return
-    dates = default_dates(settings)
+    dates = default_dates(settings, engine)
     for as_of in (dates.train, dates.oot):
-        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of).root}")
-    build_serving_snapshot(settings, dates.serving)
+        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of, engine=engine).root}")
+    build_serving_snapshot(settings, dates.serving, engine)
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
+
+
+def _spark_engine(settings: Settings, catalog_db: str | None) -> SparkEngine:
+    try:
+        from training.data.spark_features import SparkEngine, spark_session
+    except ImportError:
+        sys.exit("--engine spark needs the spark extra: pip install -e '.[spark]' (and Java 17)")
+    spark = spark_session(settings)
+    return SparkEngine(spark, catalog_db=catalog_db) if catalog_db else SparkEngine(spark, settings.warehouse_dir)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -150,6 +166,26 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         print(f"logged to MLflow: experiment monitoring, run {run_id}")
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    settings = get_settings()
+    try:
+        if args.engine == "spark":
+            from training.spark_score import score_spark
+
+            rows = score_spark(_spark_engine(settings, None).spark, settings, args.model, args.snapshot, args.out)
+        else:
+            from training.score import score_duckdb
+
+            rows = score_duckdb(settings, args.model, Path(args.snapshot), Path(args.out), args.chunk_rows)
+    except MlflowException as e:
+        sys.exit(f"score: MLflow: {e.message}")
+    except ValueError as e:
+        sys.exit(f"score: {e}")
+    print(f"{rows:,d} users scored by {args.model}: {args.out} (Parquet, partitioned by band)")
+
+
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
@@ -168,6 +204,12 @@ def _data_commands(sub) -> None:
         "(the latest with a full label window) and the serving snapshot at the end of the data.",
     )
     p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb (default): this machine; spark: the same SQL on Spark SQL (OPSCORE_SPARK_MASTER, "
+                        "default local[2]; OPSCORE_SPARK_CONF), for bases one machine cannot hold")
+    p.add_argument("--catalog-db", metavar="NAME",
+                   help="with --engine spark: read the contract's tables from this Spark catalog database "
+                        "(e.g. Hive tables NAME.users, NAME.daily_activity, ...) instead of data/warehouse/*.parquet")
     p.set_defaults(func=_cmd_features)
 
 
@@ -198,6 +240,24 @@ def _train_command(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _score_command(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="batch scores of a whole snapshot (score, band, segment, top reasons), Parquet partitioned by band",
+        description="Scores every user of a snapshot with a registered model, exactly as the service scores them "
+        "(the same scores and decision-path reasons), and writes OUT/band=1/ ... band=10/ (replacing OUT). "
+        "--engine duckdb reads the snapshot in chunks on this machine; --engine spark runs the model as a Spark "
+        "UDF (mlflow.pyfunc.spark_udf) on OPSCORE_SPARK_MASTER, where SNAPSHOT and OUT may be cluster paths.",
+    )
+    p.add_argument("--model", required=True, help="registered model and alias or version: churn@champion, churn/3")
+    p.add_argument("--snapshot", default="data/snapshot",
+                   help="a snapshot folder or its features.parquet (default: the serving snapshot, data/snapshot)")
+    p.add_argument("--out", required=True, help="output folder (replaced)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb", help="duckdb (default) or spark")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="with duckdb: users scored per chunk (bounds memory)")
+    p.set_defaults(func=_cmd_score)
+
+
 def _serving_commands(sub) -> None:
     p = sub.add_parser("seeds", help="materialise the seed audiences in seeds/ (SQL or id lists) into the snapshot")
     p.set_defaults(func=_cmd_seeds)
@@ -225,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _train_command, _serving_commands):
+    for add in (_data_commands, _train_command, _score_command, _serving_commands):
         add(sub)
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.

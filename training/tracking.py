@@ -22,7 +22,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from scoring.artifacts import CHECKSUMS, write_checksums
 from scoring.drift import REFERENCE, Reference, build_reference
-from scoring.pyfunc import ScoringModel, score_frame
+from scoring.pyfunc import MODEL_CONFIG, ScoringModel, score_frame
 from scoring.registry import CHALLENGER, CHAMPION
 from scoring.scorer import Scorer
 from scoring.settings import Settings
@@ -180,6 +180,7 @@ def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | Non
             python_model=ScoringModel(),
             artifacts={k: str(v) for k, v in paths.items()},
             signature=signature(scorer, example),
+            model_config=MODEL_CONFIG,
             input_example=example,
             registered_model_name=registered_name,
         )

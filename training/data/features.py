@@ -230,13 +230,13 @@ def feature_columns() -> tuple[str, ...]:
     return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 
 
-def _date_literal(as_of: date) -> str:
+def date_literal(as_of: date) -> str:
     return f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
 
 
 def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray) -> np.ndarray:
     """Connected-component label of each user over shared devices and invite links."""
-    edges = con.execute(EDGES_SQL.format(as_of=_date_literal(as_of))).fetchnumpy()
+    edges = con.execute(EDGES_SQL.format(as_of=date_literal(as_of))).fetchnumpy()
     pos = pd.Index(user_ids)
     a, b = pos.get_indexer(edges["a"]), pos.get_indexer(edges["b"])
     n = len(user_ids)
@@ -245,8 +245,13 @@ def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray
 
 
 def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    df = con.execute(FEATURE_SQL.format(as_of=_date_literal(as_of))).df()
-    comp = components(con, as_of, df["user_id"].to_numpy())
+    df = con.execute(FEATURE_SQL.format(as_of=date_literal(as_of))).df()
+    return finish_features(df, components(con, as_of, df["user_id"].to_numpy()))
+
+
+def finish_features(df: pd.DataFrame, comp: np.ndarray) -> pd.DataFrame:
+    """The feature SQL's rows with the graph features of their components (0..n-1 labels, one per row)
+    added, categories as text, indexed by user id: the snapshot whichever engine ran the SQL."""
     df["ring_size"] = np.bincount(comp)[comp]
     # Rings redeem the new-user offer together, so the component's redemption share tells.
     redeemed = np.bincount(comp, weights=df["redeemed_offer"].to_numpy())
@@ -257,8 +262,8 @@ def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFram
 
 
 def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(LABEL_SQL.format(as_of=_date_literal(as_of), window=window)).df().set_index("user_id")
+    return con.execute(LABEL_SQL.format(as_of=date_literal(as_of), window=window)).df().set_index("user_id")
 
 
 def compute_response(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(RESPONSE_SQL.format(as_of=_date_literal(as_of), window=window)).df()
+    return con.execute(RESPONSE_SQL.format(as_of=date_literal(as_of), window=window)).df()

@@ -14,7 +14,8 @@ import pandas as pd
 from scoring.artifacts import file_sha256
 from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
 from scoring.settings import Settings
-from training.data import features, warehouse
+from training.data import warehouse
+from training.data.engine import DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,13 @@ class SnapshotDates:
     history: tuple[date, ...] = ()  # earlier training snapshots, newest first
 
 
-def default_dates(settings: Settings) -> SnapshotDates:
+def default_dates(settings: Settings, engine: Engine | None = None) -> SnapshotDates:
     """Train and out-of-time snapshots one label window apart, each with a full window after it, and up to
     `settings.history_snapshots` earlier ones (back to the first campaign) whose windows add training rows."""
-    with warehouse.connect(settings) as con:
-        end = warehouse.data_end(con)
-        first = con.execute("SELECT min(send_date) FROM campaigns").fetchone()[0]
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return default_dates(settings, DuckDBEngine(con))
+    end, first = engine.data_end(), engine.first_send()
     w = pd.Timedelta(days=settings.label_window_days)
     train = end - 2 * w
     earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
@@ -72,28 +74,35 @@ def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
          "sha256": {p.name: file_sha256(p) for p in files}}, indent=2))
 
 
-def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True) -> SnapshotPaths:
+def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
+                   engine: Engine | None = None) -> SnapshotPaths:
+    """Features (and labels) as of a date, computed by `engine` (DuckDB over the warehouse by default)."""
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return build_snapshot(settings, as_of, with_labels, DuckDBEngine(con))
     paths = snapshot_paths(settings, as_of)
     paths.root.mkdir(parents=True, exist_ok=True)
-    with warehouse.connect(settings) as con:
-        if with_labels:
-            end = warehouse.data_end(con)
-            if pd.Timestamp(as_of) + pd.Timedelta(days=settings.label_window_days) > end:
-                raise ValueError(
-                    f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
-                )
-        feats = features.compute_features(con, as_of)
-        feats.to_parquet(paths.features)
-        if with_labels:
-            features.compute_labels(con, as_of, settings.label_window_days).to_parquet(paths.labels)
-            features.compute_response(con, as_of, settings.label_window_days).to_parquet(paths.response, index=False)
+    if with_labels:
+        end = engine.data_end()
+        if pd.Timestamp(as_of) + pd.Timedelta(days=settings.label_window_days) > end:
+            raise ValueError(
+                f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
+            )
+    feats = engine.features(as_of)
+    # index=True writes user_id as a column even when the ids run contiguously (pandas would keep a
+    # RangeIndex only in its metadata), so that DuckDB and Spark read the ids too.
+    feats.to_parquet(paths.features, index=True)
+    if with_labels:
+        engine.labels(as_of, settings.label_window_days).to_parquet(paths.labels)
+        engine.response(as_of, settings.label_window_days).to_parquet(paths.response, index=False)
     write_manifest(paths, as_of, len(feats))
     return paths
 
 
-def build_serving_snapshot(settings: Settings, as_of: date) -> None:
+def build_serving_snapshot(settings: Settings, as_of: date, engine: Engine | None = None) -> None:
     """Features as of the end of the data: what the service looks users up in."""
-    publish_serving(build_snapshot(settings, as_of, with_labels=False), settings.snapshot_dir, settings.drift_rows)
+    paths = build_snapshot(settings, as_of, with_labels=False, engine=engine)
+    publish_serving(paths, settings.snapshot_dir, settings.drift_rows)
 
 
 def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None:
