@@ -99,6 +99,10 @@ delinquency AS (
         sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END) AS instalments_due_12m,
         sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_12m,
         sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 30 THEN 1 ELSE 0 END) AS instalments_30dpd_12m,
+        count(*) AS instalments_due_all,
+        sum(CASE WHEN dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_all,
+        sum(CASE WHEN paid_date < {as_of} AND amount_paid < amount_due THEN 1 ELSE 0 END)
+            / nullif(sum(CASE WHEN paid_date < {as_of} THEN 1 ELSE 0 END), 0) AS partial_share_all,
         sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY AND amount_paid < amount_due
                  THEN 1 ELSE 0 END)
             / nullif(sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END), 0)
@@ -204,7 +208,11 @@ SELECT
     coalesce(delinquency.instalments_due_12m, 0) AS instalments_due_12m,
     coalesce(delinquency.instalments_late_12m, 0) AS instalments_late_12m,
     coalesce(delinquency.instalments_30dpd_12m, 0) AS instalments_30dpd_12m,
+    CAST(delinquency.instalments_late_12m AS DOUBLE) / nullif(delinquency.instalments_due_12m, 0) AS late_share_12m,
     delinquency.partial_share_12m,
+    coalesce(delinquency.instalments_due_all, 0) AS instalments_due_all,
+    CAST(delinquency.instalments_late_all AS DOUBLE) / nullif(delinquency.instalments_due_all, 0) AS late_share_all,
+    delinquency.partial_share_all,
     dev.n AS device_users,
     ips.n AS ip_users,
     coalesce(invites.invitees, 0) AS invitees,

@@ -44,9 +44,9 @@ NEVER = 10**6
 
 # Distress: entered with 2% a month, left with 25% (about 7% of borrowers at any time).
 SHOCK_IN, SHOCK_OUT = 0.02, 0.25
-SHOCK_RISK = 1.2  # on the log-odds of missing, and against curing
+SHOCK_RISK = 0.6  # on the log-odds of missing, and against curing
 SHOCK_APPLY = 1.0  # the distressed apply (1 + this) times as often
-APPLY_LOGIT = -1.7  # log of the monthly application rate at average need
+APPLY_LOGIT = -1.1  # log of the monthly application rate at average need
 MISS_LOGIT, CURE_LOGIT = -2.8, 1.2
 LATE_LOGIT, PARTIAL_LOGIT = -1.8, -2.8
 
@@ -82,7 +82,7 @@ def _applications(rng: np.random.Generator, pop: Population, borrowers: np.ndarr
 def _risk(rng: np.random.Generator, pop: Population, need: np.ndarray, user: np.ndarray) -> np.ndarray:
     """Log-odds offset of each loan's misses: the borrower's risk, need (per loan) and the loan's own hidden part."""
     lat = pop.lat
-    u = (0.9 * lat.z_r_obs + 0.3 * lat.z_r_hidden + 0.2 * (3 - pop.income) + 0.3 * pop.young
+    u = (0.9 * lat.z_r_obs + 0.2 * lat.z_r_hidden + 0.2 * (3 - pop.income) + 0.3 * pop.young
          - 0.3 * pop.bound_card)
     return u[user] + 0.3 * need + 0.2 * rng.normal(0, 1, len(user))
 
@@ -145,11 +145,13 @@ def _repay(rng: np.random.Generator, x: np.ndarray, z_obs: np.ndarray, shock: np
         pays = current & (u >= miss_p)
         cure = behind & (u < cure_p[rows, np.clip(state - 1, 0, 1)])
         discipline = z_obs + SHOCK_RISK * k
-        late = rng.random(n) < expit(LATE_LOGIT + 1.5 * discipline)
-        partial = pays & (m < term - 1) & (rng.random(n) < expit(PARTIAL_LOGIT + 1.2 * discipline))
+        late = rng.random(n) < expit(LATE_LOGIT + 2.5 * discipline)
+        partial = pays & (m < term - 1) & (rng.random(n) < expit(PARTIAL_LOGIT + 1.5 * discipline))
         if m < MAX_TERM:
             on = np.flatnonzero(pays)
-            paid[on, m] = day[on] + np.where(late[on], rng.integers(1, MONTH, len(on)), 0)
+            # The less disciplined pay later in the month, too.
+            days_late = 1 + rng.binomial(MONTH - 2, expit(discipline[on] - 1.0))
+            paid[on, m] = day[on] + np.where(late[on], days_late, 0)
             share = np.where(partial[on], rng.uniform(0.3, 0.9, len(on)), 1.0)
             amount_paid[on, m] = np.round(amount_due[on, m] * share, 2)
             short = np.flatnonzero(partial)  # never on a last instalment, so m + 1 is in the schedule

@@ -69,7 +69,7 @@ def default_dates(settings: Settings) -> SnapshotDates:
     earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
     history = tuple(d.date() for d in earlier if first is not None and d > pd.Timestamp(first))
     credit_oot = end - w - pd.Timedelta(days=DEFAULT_WITHIN_DAYS)
-    credit = [credit_oot - k * w for k in range(0, settings.history_snapshots + 2)]
+    credit = [credit_oot - k * w for k in range(0, settings.credit_history_snapshots + 2)]
     credit = [d.date() for d in credit if first_loan is not None and d > pd.Timestamp(first_loan)]
     return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history,
                          credit_oot=credit[0] if credit else None, credit_train=tuple(credit[1:]))
