@@ -32,7 +32,7 @@ SNAPSHOT_COLUMNS = (
     "camp_treated_30", "loan_apps_all", "loan_apps_90", "loan_defaults_known", "months_on_book", "open_loans",
     "loan_balance", "loan_utilisation", "loan_utilisation_trend_90", "dpd_now", "worst_dpd_3m", "worst_dpd_6m",
     "worst_dpd_12m", "instalments_due_12m", "instalments_late_12m", "instalments_30dpd_12m", "late_share_12m", "partial_share_12m",
-    "instalments_due_all", "late_share_all", "partial_share_all",
+    "instalments_due_all", "late_share_all", "late_rate_shrunk", "partial_share_all",
     "device_users", "ip_users",
     "invitees", "invitee_signup_span_days", *GRAPH_FEATURES,
 )
@@ -47,7 +47,7 @@ FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "kyc_level": (0, 2),
     **{f: (0, 1) for f in ("bound_card", "is_virtual_carrier", "invited", "redeemed_offer", "pv_activity_share_90",
                            "push_open_rate_90", "sms_open_rate_90", "ring_redeem_share", "late_share_12m", "partial_share_12m",
-                           "late_share_all", "partial_share_all")},
+                           "late_share_all", "late_rate_shrunk", "partial_share_all")},
     "days_redeem_to_last_active": (None, None),  # last launch may precede the redemption
     "loan_utilisation_trend_90": (None, None),  # balances fall as loans are repaid
 }
