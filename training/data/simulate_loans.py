@@ -44,7 +44,7 @@ NEVER = 10**6
 
 # Distress: entered with 2% a month, left with 25% (about 7% of borrowers at any time).
 SHOCK_IN, SHOCK_OUT = 0.02, 0.25
-SHOCK_RISK = 0.6  # on the log-odds of missing, and against curing
+SHOCK_RISK = 0.4  # on the log-odds of missing, and against curing
 SHOCK_APPLY = 1.0  # the distressed apply (1 + this) times as often
 APPLY_LOGIT = -1.1  # log of the monthly application rate at average need
 MISS_LOGIT, CURE_LOGIT = -2.8, 1.2
@@ -84,7 +84,7 @@ def _risk(rng: np.random.Generator, pop: Population, need: np.ndarray, user: np.
     lat = pop.lat
     u = (0.9 * lat.z_r_obs + 0.2 * lat.z_r_hidden + 0.2 * (3 - pop.income) + 0.3 * pop.young
          - 0.3 * pop.bound_card)
-    return u[user] + 0.3 * need + 0.2 * rng.normal(0, 1, len(user))
+    return u[user] + 0.3 * need + 0.1 * rng.normal(0, 1, len(user))
 
 
 def _chain(miss: np.ndarray, cure: np.ndarray, in_term: bool | np.ndarray) -> np.ndarray:

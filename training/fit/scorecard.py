@@ -104,7 +104,7 @@ def fit_characteristic(x: np.ndarray, y: np.ndarray, name: str, column: int, cat
 
 
 def fit_scorecard(X: np.ndarray, y: np.ndarray, spec: FeatureSpec, segments: SegmentGrid | None = None,
-                  iv_min: float = IV_MIN, C: float = LR_C,
+                  iv_min: float = IV_MIN, C: float = LR_C, binning: dict | None = None,
                   cat_binning: dict | None = None) -> tuple[ScorecardScorer, pd.DataFrame]:
     """Bin every feature, keep the informative ones, weigh them; also the per-feature report.
 
@@ -114,7 +114,7 @@ def fit_scorecard(X: np.ndarray, y: np.ndarray, spec: FeatureSpec, segments: Seg
     """
     y = np.asarray(y, dtype=float)
     chars = [fit_characteristic(X[:, j], y, name, j, spec.categorical.get(name),
-                                cat_binning if name in spec.categorical else None)
+                                cat_binning if name in spec.categorical else binning)
              for j, name in enumerate(spec.names)]
     rejected = {c.name: f"iv below {iv_min}" for c in chars if c.iv < iv_min}
     card = [c for c in chars if c.iv >= iv_min]
