@@ -36,6 +36,12 @@ SNAPSHOT_COLUMNS = (
     "device_users", "ip_users",
     "invitees", "invitee_signup_span_days", *GRAPH_FEATURES,
 )
+LOAN_BOOK_FEATURES = SNAPSHOT_COLUMNS[SNAPSHOT_COLUMNS.index("loan_apps_all"):SNAPSHOT_COLUMNS.index("device_users")]
+# What the behaviour scorecard reads: the borrower's profile and the loan book. Credit trains on snapshots a
+# year and more back, before the app's activity tables begin, where the other features are empty or mean
+# something else (days since the last launch is the tenure there).
+CREDIT_FEATURES = ("age", "city_tier", "income_band", "kyc_level", "bound_card", "credit_line", "is_virtual_carrier",
+                   "acquisition_channel", "invited", "tenure_days", *LOAN_BOOK_FEATURES)
 NUMERIC_FEATURES = tuple(c for c in SNAPSHOT_COLUMNS if c not in CATEGORICAL + PROTECTED)
 
 # Valid ranges of the numeric features, for request validation. Unlisted ones are counts,

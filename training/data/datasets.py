@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.settings import Settings
+from scoring.vocabulary import CREDIT_FEATURES
 from scoring.uplift import OFFER
 from training.data import truth
 from training.data.schema import DEFAULT_WITHIN_DAYS
@@ -241,6 +242,7 @@ def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
         sources={"train": str(snapshot_paths(settings, dates.credit_train[0]).root),
                  "test": str(snapshot_paths(settings, dates.credit_oot).root)},
         oracle=oracle, truth_train=truth_train, population=CREDIT_POPULATION,
+        exclude=set(f_te.columns) - set(CREDIT_FEATURES),
     )
 
 
