@@ -2,7 +2,7 @@
 
 Prints a table and writes bench-results.json (figure name → number, unit in the name). Works in
 a temporary folder, so it never touches data/ or mlruns/. Parts: sim (1M users simulate +
-features), train (200k users, train all), lookalike (1M index and expansion), serve (single-user
+features), train (200k users, train all), german (German credit's 5-fold comparison), lookalike (1M index and expansion), serve (single-user
 throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batches, rows/s).
 """
 
@@ -122,6 +122,20 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
             if k.startswith(QUALITY_FIGURES):
                 figures[f"{name}_{k}_{tag}"] = v
     return mlruns
+
+
+def bench_german(work: Path, figures: dict) -> None:
+    """German credit's 5-fold CV AUC of each model (`train credit --dataset german`), and the best of them."""
+    log("German credit, 5-fold cross-validation")
+    _, _, out = timed(py("-m", "training", "train", "credit", "--dataset", "german"),
+                      env_for(work / "german", work / "german-mlruns"))
+    aucs = {}
+    for line in out.splitlines():  # "german scorecard_cv_auc = 0.7910"
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "german" and parts[1].endswith("_cv_auc"):
+            aucs[parts[1]] = float(parts[3])
+    figures.update({f"german_{k}": v for k, v in aucs.items()})
+    figures["german_best_cv_auc"] = max(aucs.values())
 
 
 def bench_lookalike_index(large: Path, work: Path, figures: dict) -> None:
@@ -298,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large-users", type=int, default=1_000_000, help="users of the large world (default 1M)")
     parser.add_argument("--train-users", type=int, default=200_000, help="users of the training world (default 200k)")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
-    parser.add_argument("--parts", default="sim,train,lookalike,serve", help="comma-separated subset to run")
+    parser.add_argument("--parts", default="sim,train,german,lookalike,serve", help="comma-separated subset to run")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -307,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve"} else None
         mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
+        if "german" in parts:
+            bench_german(work, figures)
         if "lookalike" in parts or "serve" in parts:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:

@@ -13,9 +13,11 @@ import pandas as pd
 
 from scoring.population import Population
 from scoring.settings import Settings
+from scoring.vocabulary import CREDIT_FEATURES
 from scoring.uplift import OFFER
 from training.data import truth
-from training.data.snapshots import SnapshotDates, history, snapshot_paths
+from training.data.schema import DEFAULT_WITHIN_DAYS
+from training.data.snapshots import SnapshotDates, built, snapshot_paths
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,10 @@ ID_PATTERN = re.compile(r"(^id$|_id$|^id_)", re.IGNORECASE)
 MAX_CATEGORIES = 200
 # Churn's training rows: users who launched the app in the 30 days before the snapshot (churn_eligible).
 CHURN_POPULATION = Population("active_days_30", 1, "users active in the 30 days before the snapshot")
-# Credit's: applicants, and only verified users (KYC level 1 or 2) can apply.
-CREDIT_POPULATION = Population("kyc_level", 1, "verified users (KYC), the only ones who can apply for a loan")
+# Credit's: borrowers with a loan before the snapshot, whose repayment a behaviour score reads (applicants
+# new to credit get an application score, from what they declare).
+CREDIT_POPULATION = Population("loan_apps_all", 1, "borrowers with a loan before the snapshot, whose repayment "
+                               "a behaviour score reads")
 
 
 @dataclass
@@ -205,30 +209,42 @@ def from_table(path: Path, target: str, id_columns: list[str] | None = None, dat
     )
 
 
+def _borrowers(f: pd.DataFrame, l: pd.DataFrame) -> pd.Index:
+    """Users with a loan before the snapshot who take one in the window after it, its outcome known."""
+    c = CREDIT_POPULATION
+    return l.index[l.default_12m.notna() & (f[c["feature"]].reindex(l.index) >= c["at_least"]).to_numpy()]
+
+
 def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
-    """Users who apply for a loan in the 30 days after each snapshot; label: default within 90 days.
-    Training stacks the applications after the train snapshot and after each earlier one."""
-    train = [_snapshot(settings, d) for d in (dates.train, *history(settings, dates))]
-    f_te, l_te = _snapshot(settings, dates.oot)
-    applied = [l.index[l.application_id.notna()] for _, l in train]
+    """Borrowers who take a new loan in the 30 days after each credit snapshot; label: 90+ days past due within
+    12 months. Training stacks the loans after the credit training snapshots; the test rows are those after
+    the out-of-time one, the last whose 12 months are over by the end of the data."""
+    if dates.credit_oot is None or not dates.credit_train:
+        raise ValueError(f"no credit snapshots: the loans must reach back at least {DEFAULT_WITHIN_DAYS} days and two "
+                         "label windows before the data ends, for their 12-month outcomes to be known")
+    train = [_snapshot(settings, d) for d in built(settings, dates.credit_train)]
+    f_te, l_te = _snapshot(settings, built(settings, (dates.credit_oot,))[0])
+    applied = [_borrowers(f, l) for f, l in train]
     f_tr = pd.concat([f.loc[i] for (f, _), i in zip(train, applied)])
-    y_tr = np.concatenate([l.loc[i, "default_90d"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
-    te = l_te.index[l_te.application_id.notna()]
+    y_tr = np.concatenate([l.loc[i, "default_12m"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
+    te = _borrowers(f_te, l_te)
     oracle = truth_train = None
     if settings.truth_dir.exists():
-        true_pd = truth.read_truth(settings, "loan_applications").set_index("application_id")["pd"]
+        true_pd = truth.read_truth(settings, "loans").set_index("loan_id")["pd"]
 
         def pd_of(labels: pd.DataFrame, rows: pd.Index) -> np.ndarray:
-            return true_pd.reindex(labels.loc[rows, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
+            return true_pd.reindex(labels.loc[rows, "loan_id"].to_numpy(dtype=np.int64)).to_numpy()
 
         oracle = pd_of(l_te, te)
         truth_train = np.concatenate([pd_of(l, i) for (_, l), i in zip(train, applied)])
     return Dataset(
-        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
-        split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
-              f"after {dates.oot} (test)",
-        sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
+        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_12m"].to_numpy(dtype=int),
+        split=f"out-of-time: loans after {dates.credit_train[0]} and {len(train) - 1} earlier snapshots (train), "
+              f"after {dates.credit_oot} (test)",
+        sources={"train": str(snapshot_paths(settings, dates.credit_train[0]).root),
+                 "test": str(snapshot_paths(settings, dates.credit_oot).root)},
         oracle=oracle, truth_train=truth_train, population=CREDIT_POPULATION,
+        exclude=set(f_te.columns) - set(CREDIT_FEATURES),
     )
 
 
@@ -274,7 +290,7 @@ def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
     """Campaigns sent in the 30 days after the train snapshot and after each earlier one, validated on
     those after the OOT one. Every window is a randomised log, so stacking them is unbiased; it gives
     the learners four times the campaigns (and every offer and channel) to learn from."""
-    parts = [_campaign_rows(settings, d) for d in (dates.train, *history(settings, dates))]
+    parts = [_campaign_rows(settings, d) for d in (dates.train, *built(settings, dates.history))]
     X_tr, y_tr = pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     X_te, y_te, keys = _campaign_rows(settings, dates.oot)
     oracle = truth_train = None

@@ -21,7 +21,9 @@ class Engine(Protocol):
 
     def features(self, as_of: date) -> pd.DataFrame: ...
 
-    def labels(self, as_of: date, window: int) -> pd.DataFrame: ...
+    def first_loan(self) -> date | None: ...
+
+    def labels(self, as_of: date, window: int, data_end: date) -> pd.DataFrame: ...
 
     def response(self, as_of: date, window: int) -> pd.DataFrame: ...
 
@@ -39,8 +41,11 @@ class DuckDBEngine:
     def features(self, as_of: date) -> pd.DataFrame:
         return features.compute_features(self.con, as_of)
 
-    def labels(self, as_of: date, window: int) -> pd.DataFrame:
-        return features.compute_labels(self.con, as_of, window)
+    def first_loan(self) -> date | None:
+        return self.con.execute("SELECT min(applied_date) FROM loans").fetchone()[0]
+
+    def labels(self, as_of: date, window: int, data_end: date) -> pd.DataFrame:
+        return features.compute_labels(self.con, as_of, window, data_end)
 
     def response(self, as_of: date, window: int) -> pd.DataFrame:
         return features.compute_response(self.con, as_of, window)

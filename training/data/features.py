@@ -18,7 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from scoring.vocabulary import CATEGORICAL, GRAPH_FEATURES, PROTECTED
-from training.data.schema import TABLES
+from training.data.schema import DEFAULT_DPD, DEFAULT_WITHIN_DAYS, TABLES
 
 FEATURE_SQL = """
 WITH pop AS (
@@ -82,13 +82,54 @@ camp AS (
     WHERE c.send_date < {as_of} - INTERVAL 7 DAY
     GROUP BY a.user_id
 ),
-loans AS (
+-- An instalment's days past due as of the as-of date: at its payment if paid before, else still running.
+inst AS (
+    SELECT loan_id, user_id, due_date, paid_date, amount_due, amount_paid,
+        CASE WHEN paid_date < {as_of} THEN days_past_due ELSE {as_of} - due_date END AS dpd
+    FROM instalments
+    WHERE due_date < {as_of}
+),
+delinquency AS (
+    -- Worst days past due an instalment reached in the window: those settled before it do not count.
+    SELECT user_id,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} THEN dpd ELSE 0 END) AS dpd_now,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 90 DAY THEN dpd END) AS worst_dpd_3m,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 180 DAY THEN dpd END) AS worst_dpd_6m,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 365 DAY THEN dpd END) AS worst_dpd_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END) AS instalments_due_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 30 THEN 1 ELSE 0 END) AS instalments_30dpd_12m,
+        count(*) AS instalments_due_all,
+        sum(CASE WHEN dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_all,
+        sum(CASE WHEN paid_date < {as_of} AND amount_paid < amount_due THEN 1 ELSE 0 END)
+            / nullif(sum(CASE WHEN paid_date < {as_of} THEN 1 ELSE 0 END), 0) AS partial_share_all,
+        sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY AND amount_paid < amount_due
+                 THEN 1 ELSE 0 END)
+            / nullif(sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END), 0)
+            AS partial_share_12m,
+        count(DISTINCT CASE WHEN dpd >= {default_dpd} THEN loan_id END) AS loan_defaults_known
+    FROM inst
+    GROUP BY user_id
+),
+book AS (
+    -- Each loan's outstanding amount now and 90 days ago: the repayable total less the payments made by then.
+    SELECT l.loan_id, l.user_id, l.applied_date, l.instalment * l.term_months AS repayable,
+        sum(CASE WHEN i.paid_date < {as_of} THEN i.amount_paid ELSE 0 END) AS paid_now,
+        sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END) AS paid_90
+    FROM loans l LEFT JOIN inst i ON i.loan_id = l.loan_id
+    WHERE l.applied_date < {as_of}
+    GROUP BY l.loan_id, l.user_id, l.applied_date, l.instalment, l.term_months
+),
+borrowing AS (
     SELECT user_id,
         count(*) AS loan_apps_all,
         sum(CASE WHEN applied_date >= {as_of} - INTERVAL 90 DAY THEN 1 ELSE 0 END) AS loan_apps_90,
-        sum(CASE WHEN outcome_date < {as_of} AND default_90d THEN 1 ELSE 0 END) AS loan_defaults_known
-    FROM loan_applications
-    WHERE applied_date < {as_of}
+        min(applied_date) AS first_loan,
+        sum(CASE WHEN repayable - paid_now > 1 THEN 1 ELSE 0 END) AS open_loans,
+        sum(greatest(repayable - paid_now, 0)) AS loan_balance,
+        sum(CASE WHEN applied_date < {as_of} - INTERVAL 90 DAY THEN greatest(repayable - paid_90, 0) ELSE 0 END)
+            AS loan_balance_90
+    FROM book
     GROUP BY user_id
 ),
 dev AS (SELECT device_id, count(*) AS n FROM pop GROUP BY device_id),
@@ -151,9 +192,31 @@ SELECT
     coalesce(camp.camp_control_all, 0) AS camp_control_all,
     coalesce(camp.camp_conv_control_all, 0) AS camp_conv_control_all,
     coalesce(camp.camp_treated_30, 0) AS camp_treated_30,
-    coalesce(loans.loan_apps_all, 0) AS loan_apps_all,
-    coalesce(loans.loan_apps_90, 0) AS loan_apps_90,
-    coalesce(loans.loan_defaults_known, 0) AS loan_defaults_known,
+    coalesce(borrowing.loan_apps_all, 0) AS loan_apps_all,
+    coalesce(borrowing.loan_apps_90, 0) AS loan_apps_90,
+    coalesce(delinquency.loan_defaults_known, 0) AS loan_defaults_known,
+    ({as_of} - borrowing.first_loan) / 30.0 AS months_on_book,
+    coalesce(borrowing.open_loans, 0) AS open_loans,
+    coalesce(borrowing.loan_balance, 0) AS loan_balance,
+    CASE WHEN p.credit_line > 0 THEN coalesce(borrowing.loan_balance, 0) / p.credit_line END AS loan_utilisation,
+    CASE WHEN p.credit_line > 0 THEN (coalesce(borrowing.loan_balance, 0) - coalesce(borrowing.loan_balance_90, 0))
+         / p.credit_line END AS loan_utilisation_trend_90,
+    delinquency.dpd_now,
+    delinquency.worst_dpd_3m,
+    delinquency.worst_dpd_6m,
+    delinquency.worst_dpd_12m,
+    coalesce(delinquency.instalments_due_12m, 0) AS instalments_due_12m,
+    coalesce(delinquency.instalments_late_12m, 0) AS instalments_late_12m,
+    coalesce(delinquency.instalments_30dpd_12m, 0) AS instalments_30dpd_12m,
+    CAST(delinquency.instalments_late_12m AS DOUBLE) / nullif(delinquency.instalments_due_12m, 0) AS late_share_12m,
+    delinquency.partial_share_12m,
+    coalesce(delinquency.instalments_due_all, 0) AS instalments_due_all,
+    CAST(delinquency.instalments_late_all AS DOUBLE) / nullif(delinquency.instalments_due_all, 0) AS late_share_all,
+    -- The late share shrunk towards 15% (about the book's) by four instalments' worth: a short history says
+    -- less than a long one, which a card's additive points cannot learn from the share and the count apart.
+    (coalesce(delinquency.instalments_late_all, 0) + 0.6) / (coalesce(delinquency.instalments_due_all, 0) + 4.0)
+        AS late_rate_shrunk,
+    delinquency.partial_share_all,
     dev.n AS device_users,
     ips.n AS ip_users,
     coalesce(invites.invitees, 0) AS invitees,
@@ -162,7 +225,8 @@ FROM pop p
 LEFT JOIN act ON act.user_id = p.user_id
 LEFT JOIN txn ON txn.user_id = p.user_id
 LEFT JOIN camp ON camp.user_id = p.user_id
-LEFT JOIN loans ON loans.user_id = p.user_id
+LEFT JOIN borrowing ON borrowing.user_id = p.user_id
+LEFT JOIN delinquency ON delinquency.user_id = p.user_id
 LEFT JOIN dev ON dev.device_id = p.device_id
 LEFT JOIN ips ON ips.ip = p.ip
 LEFT JOIN invites ON invites.user_id = p.user_id
@@ -191,21 +255,34 @@ recent AS (
     WHERE activity_date >= {as_of} - INTERVAL 30 DAY AND activity_date < {as_of} AND launches > 0
 ),
 apps AS (
-    SELECT user_id, application_id, default_90d,
-        row_number() OVER (PARTITION BY user_id ORDER BY applied_date, application_id) AS rn
-    FROM loan_applications
+    SELECT user_id, loan_id, applied_date,
+        row_number() OVER (PARTITION BY user_id ORDER BY applied_date, loan_id) AS rn
+    FROM loans
     WHERE applied_date >= {as_of} AND applied_date < {as_of} + INTERVAL {window} DAY
+),
+-- Default: an instalment that reached {default_dpd} days past due within {within} days of the application; known
+-- only once those days are over by the data's end (unpaid instalments have no paid_date).
+outcome AS (
+    SELECT a.loan_id,
+        max(CASE WHEN (i.paid_date IS NULL OR i.days_past_due >= {default_dpd})
+                 AND i.due_date + INTERVAL {default_dpd} DAY <= a.applied_date + INTERVAL {within} DAY
+                 THEN 1 ELSE 0 END) AS defaulted
+    FROM apps a JOIN instalments i ON i.loan_id = a.loan_id
+    WHERE a.rn = 1
+    GROUP BY a.loan_id
 )
 SELECT pop.user_id,
     CAST(recent.user_id IS NOT NULL AS BOOLEAN) AS churn_eligible,
     CAST(future.user_id IS NULL AS INTEGER) AS churn,
-    apps.application_id,
-    CAST(apps.default_90d AS INTEGER) AS default_90d,
+    apps.loan_id,
+    CASE WHEN apps.applied_date + INTERVAL {within} DAY <= {data_end} THEN coalesce(outcome.defaulted, 0) END
+        AS default_12m,
     CAST(r.user_id IS NOT NULL AS INTEGER) AS abuse_confirmed
 FROM pop
 LEFT JOIN future ON future.user_id = pop.user_id
 LEFT JOIN recent ON recent.user_id = pop.user_id
 LEFT JOIN apps ON apps.user_id = pop.user_id AND apps.rn = 1
+LEFT JOIN outcome ON outcome.loan_id = apps.loan_id
 LEFT JOIN abuse_reports r ON r.user_id = pop.user_id
 ORDER BY pop.user_id
 """
@@ -226,7 +303,7 @@ def feature_columns() -> tuple[str, ...]:
     with duckdb.connect() as con:
         for t in TABLES.values():
             con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c} {d}' for c, d in t.sql_types('BIGINT').items())})")
-        cols = con.execute(FEATURE_SQL.format(as_of="DATE '2000-01-01'") + " LIMIT 0").description
+        cols = con.execute(feature_sql(date(2000, 1, 1)) + " LIMIT 0").description
     return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 
 
@@ -244,8 +321,23 @@ def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray
     return connected_components(graph, directed=False)[1]
 
 
+def feature_sql(as_of: date) -> str:
+    """The feature SQL as of a date, as DuckDB runs it (Spark runs it transpiled)."""
+    return FEATURE_SQL.format(as_of=date_literal(as_of), default_dpd=DEFAULT_DPD)
+
+
+def label_sql(as_of: date, window: int, data_end: date) -> str:
+    """Labels of the window after `as_of`; a loan's default is empty unless its 12 months end by `data_end`."""
+    return LABEL_SQL.format(as_of=date_literal(as_of), window=window, data_end=date_literal(data_end),
+                            default_dpd=DEFAULT_DPD, within=DEFAULT_WITHIN_DAYS)
+
+
+def response_sql(as_of: date, window: int) -> str:
+    return RESPONSE_SQL.format(as_of=date_literal(as_of), window=window)
+
+
 def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    df = con.execute(FEATURE_SQL.format(as_of=date_literal(as_of))).df()
+    df = con.execute(feature_sql(as_of)).df()
     return finish_features(df, components(con, as_of, df["user_id"].to_numpy()))
 
 
@@ -261,9 +353,9 @@ def finish_features(df: pd.DataFrame, comp: np.ndarray) -> pd.DataFrame:
     return df.set_index("user_id")
 
 
-def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(LABEL_SQL.format(as_of=date_literal(as_of), window=window)).df().set_index("user_id")
+def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int, data_end: date) -> pd.DataFrame:
+    return con.execute(label_sql(as_of, window, data_end)).df().set_index("user_id")
 
 
 def compute_response(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(RESPONSE_SQL.format(as_of=date_literal(as_of), window=window)).df()
+    return con.execute(response_sql(as_of, window)).df()

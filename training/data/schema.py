@@ -44,6 +44,9 @@ class Table:
         return {c.name: user_id_type if c.dtype == USER_ID else c.dtype for c in self.columns}
 
 
+# Default, as the credit label reads the instalments: 90 or more days past due within 12 months of the application.
+DEFAULT_DPD, DEFAULT_WITHIN_DAYS = 90, 365
+
 TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
 
 USERS = Table(
@@ -128,16 +131,35 @@ ASSIGNMENTS = Table(
 )
 
 LOANS = Table(
-    "loan_applications",
-    "Loan applications; the 90-day default outcome becomes known at outcome_date.",
-    ("application_id",),
+    "loans",
+    "Instalment loans, one row per application (all approved), known from the application date.",
+    ("loan_id",),
     (
-        Column("application_id", "BIGINT", "Application identifier."),
-        Column("user_id", USER_ID, "Applicant."),
-        Column("applied_date", "DATE", "Application date."),
-        Column("amount", "DOUBLE", "Requested amount in CNY.", min=0),
-        Column("default_90d", "BOOLEAN", "Defaulted within 90 days."),
-        Column("outcome_date", "DATE", "Day the outcome is known (applied_date + 90)."),
+        Column("loan_id", "BIGINT", "Loan (and application) identifier."),
+        Column("user_id", USER_ID, "Borrower."),
+        Column("applied_date", "DATE", "Application and disbursement date."),
+        Column("amount", "DOUBLE", "Principal in CNY.", min=0),
+        Column("term_months", "SMALLINT", "Number of monthly instalments.", min=1),
+        Column("instalment", "DOUBLE", "Scheduled monthly amount in CNY (principal and fee).", min=0),
+    ),
+)
+
+INSTALMENTS = Table(
+    "instalments",
+    "The repayment schedule: a row per instalment once it falls due (none after a charge-off at 90+ days past due).",
+    ("loan_id", "instalment_no"),
+    (
+        Column("loan_id", "BIGINT", "Loan."),
+        Column("instalment_no", "SMALLINT", "1 for the first instalment.", min=1),
+        Column("user_id", USER_ID, "Borrower."),
+        Column("due_date", "DATE", "Day the instalment falls due."),
+        Column("amount_due", "DOUBLE", "Amount due in CNY (with any shortfall rolled over from the instalment before).",
+               min=0),
+        Column("amount_paid", "DOUBLE", "Amount paid in CNY: below amount_due for a partial payment.", min=0),
+        Column("paid_date", "DATE", "Day of the payment; empty while unpaid.", nullable=True),
+        Column("days_past_due", "SMALLINT", "Days between due and payment; empty while unpaid.", nullable=True,
+               min=0),
+        Column("balance", "DOUBLE", "Owed on the loan when the instalment fell due, before its payment.", min=0),
     ),
 )
 
@@ -152,7 +174,7 @@ ABUSE_REPORTS = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, LOANS, ABUSE_REPORTS)
+    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, LOANS, INSTALMENTS, ABUSE_REPORTS)
 }
 
 

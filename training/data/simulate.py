@@ -1,6 +1,7 @@
 """A vectorised simulator of a consumer-finance app, with its ground truth kept apart.
 
-Every outcome is drawn from a known probability. Churn emerges from a daily launch
+Every outcome is drawn from a known probability. The loan book and its repayments are simulated
+per loan after the day loop (`training.data.simulate_loans`). Churn emerges from a daily launch
 probability and a leave decision at period boundaries, whose parameters are stored in the
 truth table so the oracle churn probability can be computed for any snapshot
 (`truth.churn_probability`).
@@ -16,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
+from training.data.simulate_loans import simulate_loans
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
     Abuse,
@@ -320,20 +322,6 @@ def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r
     add(offer, t, "offer_redeem", np.full(len(offer), OFFER_AMOUNT))
 
 
-def _loans(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
-           events: Events) -> None:
-    """Verified active users apply for loans (r: one draw per active user); defaults follow the true PD."""
-    lat = pop.lat
-    apply = act[(pop.kyc[act] > 0) & (r < 0.01)]
-    pd_true = sigmoid(
-        -2.7 + 0.7 * lat.z_r_obs[apply] + 0.35 * lat.z_r_hidden[apply] + 0.25 * (3 - pop.income[apply])
-        + 0.4 * pop.young[apply] - 0.3 * pop.bound_card[apply] + 1.2 * (pop.util[apply] - 0.4)
-        - 0.3 * lat.z_e[apply]
-    )
-    amount = np.round(pop.credit_line[apply] * rng.uniform(0.1, 0.5, len(apply)), 2)
-    events.loans.append((apply, np.full(len(apply), t), amount, pd_true, rng.random(len(apply)) < pd_true))
-
-
 def _campaign(rng: np.random.Generator, pop: Population, t: int, alive: np.ndarray, events: Events) -> None:
     """One campaign to a random share of the recently active, half of them treated."""
     lat, campaign_id = pop.lat, len(events.campaigns)
@@ -357,9 +345,8 @@ def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: E
     if is_boundary(t, days):
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
-    r = rng.random((len(act), 4))  # per active user: fund purchase, loan draw, repayment, loan application
+    r = rng.random((len(act), 3))  # per active user: fund purchase, loan draw, repayment
     _money(rng, pop, t, act, r, events)
-    _loans(rng, pop, t, act, r[:, 3], events)
     if t % CAMPAIGN_EVERY_DAYS == 3:
         _campaign(rng, pop, t, alive, events)
 
@@ -391,7 +378,8 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     _before_window(rng, pop, events)
     for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
         _day(rng, pop, t, cfg.days, events)
-    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat))
+    book = simulate_loans(cfg.seed, pop, cfg.days)
+    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book)
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}
     return World(tables=tables, truth=truth, meta=meta)

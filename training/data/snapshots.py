@@ -16,6 +16,7 @@ from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
 from scoring.settings import Settings
 from training.data import warehouse
 from training.data.engine import DuckDBEngine, Engine
+from training.data.schema import DEFAULT_WITHIN_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class SnapshotDates:
     oot: date
     serving: date
     history: tuple[date, ...] = ()  # earlier training snapshots, newest first
+    # Credit's out-of-time and training snapshots (newest first): its default takes 12 months to be known,
+    # so they lie that much before the others (in the loan book's history before the simulated window).
+    credit_oot: date | None = None
+    credit_train: tuple[date, ...] = ()
 
 
 def default_dates(settings: Settings, engine: Engine | None = None) -> SnapshotDates:
@@ -59,12 +64,16 @@ def default_dates(settings: Settings, engine: Engine | None = None) -> SnapshotD
     if engine is None:
         with warehouse.connect(settings) as con:
             return default_dates(settings, DuckDBEngine(con))
-    end, first = engine.data_end(), engine.first_send()
+    end, first, first_loan = engine.data_end(), engine.first_send(), engine.first_loan()
     w = pd.Timedelta(days=settings.label_window_days)
     train = end - 2 * w
     earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
     history = tuple(d.date() for d in earlier if first is not None and d > pd.Timestamp(first))
-    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history)
+    credit_oot = end - w - pd.Timedelta(days=DEFAULT_WITHIN_DAYS)
+    credit = [credit_oot - k * w for k in range(0, settings.credit_history_snapshots + 2)]
+    credit = [d.date() for d in credit if first_loan is not None and d > pd.Timestamp(first_loan)]
+    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history,
+                         credit_oot=credit[0] if credit else None, credit_train=tuple(credit[1:]))
 
 
 def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
@@ -93,7 +102,7 @@ def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
     # RangeIndex only in its metadata), so that DuckDB and Spark read the ids too.
     feats.to_parquet(paths.features, index=True)
     if with_labels:
-        engine.labels(as_of, settings.label_window_days).to_parquet(paths.labels)
+        engine.labels(as_of, settings.label_window_days, end).to_parquet(paths.labels)
         engine.response(as_of, settings.label_window_days).to_parquet(paths.response, index=False)
     write_manifest(paths, as_of, len(feats))
     return paths
@@ -124,14 +133,11 @@ def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def history(settings: Settings, dates: SnapshotDates) -> list[date]:
-    """The earlier snapshots whose label windows add training rows, built on first use.
-
-    Only the response and credit training read them, so `features` (and the serving path) does not
-    pay for them.
-    """
-    for as_of in dates.history:
+def built(settings: Settings, as_ofs: tuple[date, ...]) -> list[date]:
+    """Snapshots that only some training reads (response's earlier ones, credit's), built on first use,
+    so that `features` (and the serving path) does not pay for them."""
+    for as_of in as_ofs:
         if not snapshot_paths(settings, as_of).labels.exists():
-            log.info("building the earlier snapshot as of %s for training", as_of)
+            log.info("building the snapshot as of %s for training", as_of)
             build_snapshot(settings, as_of)
-    return list(dates.history)
+    return list(as_ofs)

@@ -60,6 +60,9 @@ class SparkEngine:
     def first_send(self) -> date | None:
         return self.spark.sql("SELECT min(send_date) FROM campaigns").first()[0]
 
+    def first_loan(self) -> date | None:
+        return self.spark.sql("SELECT min(applied_date) FROM loans").first()[0]
+
     def components(self, as_of: date, max_rounds: int = 100) -> DataFrame:
         """(user_id, ring): each user's component over shared devices and invite links, labelled by its
         smallest user id. Min-label propagation over the edges, each round followed by a pointer jump
@@ -83,15 +86,14 @@ class SparkEngine:
 
     def features(self, as_of: date) -> pd.DataFrame:
         """The snapshot `features.compute_features` makes with DuckDB, computed on Spark."""
-        rows = self.sql(features.FEATURE_SQL.format(as_of=features.date_literal(as_of)))
+        rows = self.sql(features.feature_sql(as_of))
         rows = rows.join(self.components(as_of), "user_id").orderBy("user_id")
         df = rows.toPandas()
         comp = pd.factorize(df.pop("ring"))[0]
         return features.finish_features(df, np.asarray(comp))
 
-    def labels(self, as_of: date, window: int) -> pd.DataFrame:
-        sql = features.LABEL_SQL.format(as_of=features.date_literal(as_of), window=window)
-        return self.sql(sql).toPandas().set_index("user_id")
+    def labels(self, as_of: date, window: int, data_end: date) -> pd.DataFrame:
+        return self.sql(features.label_sql(as_of, window, data_end)).toPandas().set_index("user_id")
 
     def response(self, as_of: date, window: int) -> pd.DataFrame:
-        return self.sql(features.RESPONSE_SQL.format(as_of=features.date_literal(as_of), window=window)).toPandas()
+        return self.sql(features.response_sql(as_of, window)).toPandas()

@@ -30,3 +30,17 @@ def test_bad_values_name_table_column_and_rows():
     problems = "\n".join(validate(CAMPAIGNS, df))
     assert "campaigns.send_hour: above 23" in problems and "first: [1]" in problems
     assert "campaigns.channel" in problems and "campaigns.send_date: not a date" in problems
+
+
+def test_instalments_are_checked_like_every_table():
+    """Days past due and instalment numbers have floors, and an unpaid instalment may leave its payment empty."""
+    inst = pd.DataFrame({"loan_id": [1, 1], "instalment_no": [1, 0], "user_id": [7, 7],
+                         "due_date": ["2025-01-31", "2025-03-02"], "amount_due": [100.0, 100.0],
+                         "amount_paid": [100.0, 0.0], "paid_date": ["2025-02-10", None],
+                         "days_past_due": [-3, None], "balance": [200.0, 100.0]})
+    problems = "\n".join(validate(TABLES["instalments"], inst))
+    assert "instalments.instalment_no: below 1" in problems and "first: [1]" in problems
+    assert "instalments.days_past_due: below 0" in problems and "first: [0]" in problems
+    assert "paid_date" not in problems
+    inst.loc[1, "instalment_no"], inst.loc[0, "days_past_due"] = 2, 10
+    assert validate(TABLES["instalments"], inst) == []

@@ -58,7 +58,7 @@ def _labels(settings, as_of):
 
 
 def test_oracle_auc_is_where_real_models_are(settings, dates, record_property):
-    """The ceiling is realistic: churn 0.75-0.88, default 0.70-0.82, abuse 0.90-0.98."""
+    """The ceiling is realistic: churn 0.75-0.88, abuse 0.90-0.98 (default: on the loans, below)."""
     labels = _labels(settings, dates.oot)
     users = truth.read_truth(settings, "users")
     days = truth.meta(settings)["days"]
@@ -67,19 +67,14 @@ def test_oracle_auc_is_where_real_models_are(settings, dates, record_property):
     p = truth.churn_probability(users, truth.as_of_day(settings, dates.oot), days).reindex(eligible.index)
     churn = roc_auc_score(eligible.churn, p)
 
-    apps = pd.concat([_labels(settings, d) for d in (dates.train, dates.oot)]).dropna(subset=["application_id"])
-    pd_true = truth.read_truth(settings, "loan_applications").set_index("application_id").pd
-    default = roc_auc_score(apps.default_90d, pd_true.reindex(apps.application_id.astype(int)))
-
     u = users.set_index("user_id").reindex(labels.index)
     abuse = roc_auc_score(u.is_abuser, u.p_abuse)
 
-    figures = {"oracle_auc_churn": churn, "oracle_auc_default": default, "oracle_auc_abuse": abuse}
+    figures = {"oracle_auc_churn": churn, "oracle_auc_abuse": abuse}
     for k, v in figures.items():
         record_property(k, round(v, 3))
     print("oracle figures:", {k: round(v, 3) for k, v in figures.items()})
     assert 0.75 <= churn <= 0.88
-    assert 0.70 <= default <= 0.82
     assert 0.90 <= abuse <= 0.98
 
 

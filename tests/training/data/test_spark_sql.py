@@ -24,9 +24,9 @@ def test_decimal_literals_become_doubles_and_integers_stay():
 
 
 def test_every_query_of_the_snapshot_transpiles():
-    as_of = features.date_literal(date(2025, 6, 1))
-    for sql in (features.FEATURE_SQL.format(as_of=as_of), features.EDGES_SQL.format(as_of=as_of),
-                features.LABEL_SQL.format(as_of=as_of, window=30), features.RESPONSE_SQL.format(as_of=as_of, window=30)):
+    as_of = date(2025, 6, 1)
+    for sql in (features.feature_sql(as_of), features.EDGES_SQL.format(as_of=features.date_literal(as_of)),
+                features.label_sql(as_of, 30, date(2025, 9, 1)), features.response_sql(as_of, 30)):
         out = to_spark(sql, "VARCHAR")
         assert out.startswith(("WITH", "SELECT")) and " - CAST(" not in out.replace("- INTERVAL", "")
 

@@ -68,3 +68,16 @@ def test_cli_load_exits_nonzero_with_the_message(export, tmp_path):
     r = subprocess.run([sys.executable, "-m", "training", "load", str(export)], capture_output=True, text=True, env=env)
     assert r.returncode != 0
     assert "users.city_tier: above 5" in r.stderr
+
+
+def test_loans_and_instalments_load_and_a_bad_instalment_is_refused(export, tmp_path, settings):
+    counts = load_dir(export, make_settings(tmp_path / "good"))
+    assert counts["instalments"] == len(pd.read_parquet(settings.warehouse_dir / "instalments.parquet")) > 0
+    assert counts["loans"] > 0
+    path = next(export.glob("instalments.*"))
+    inst = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    inst.loc[[2], "days_past_due"] = -5
+    inst.to_parquet(path, index=False) if path.suffix == ".parquet" else inst.to_csv(path, index=False)
+    with pytest.raises(ContractError) as err:
+        load_dir(export, make_settings(tmp_path / "bad"))
+    assert "instalments.days_past_due: below 0, 1 rows (first: [2])" in str(err.value)
