@@ -112,10 +112,11 @@ delinquency AS (
     GROUP BY user_id
 ),
 book AS (
-    -- Each loan's outstanding amount now and 90 days ago: the repayable total less the payments made by then.
-    SELECT l.loan_id, l.user_id, l.applied_date, l.instalment * l.term_months AS repayable,
-        sum(CASE WHEN i.paid_date < {as_of} THEN i.amount_paid ELSE 0 END) AS paid_now,
-        sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END) AS paid_90
+    -- Each loan's outstanding amount now and 90 days ago: the repayable total less the payments made by then,
+    -- in cents, so that a repaid loan owes exactly 0 whichever order an engine adds its payments in.
+    SELECT l.loan_id, l.user_id, l.applied_date, round(l.instalment * l.term_months, 2) AS repayable,
+        round(sum(CASE WHEN i.paid_date < {as_of} THEN i.amount_paid ELSE 0 END), 2) AS paid_now,
+        round(sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END), 2) AS paid_90
     FROM loans l LEFT JOIN inst i ON i.loan_id = l.loan_id
     WHERE l.applied_date < {as_of}
     GROUP BY l.loan_id, l.user_id, l.applied_date, l.instalment, l.term_months

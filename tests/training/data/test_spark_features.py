@@ -83,7 +83,11 @@ def test_labels_response_and_dates_equal_duckdbs(spark_world: SparkWorld):
     as_of, window = spark_world.dates.train, s.label_window_days
     with warehouse.connect(s) as con:
         duck = DuckDBEngine(con)
-        _assert_same_frame(duck.labels(as_of, window), engine.labels(as_of, window))
+        end = duck.data_end()
+        # Credit's snapshot too, where loans' 12-month defaults are known.
+        for when in (as_of, spark_world.dates.credit_oot):
+            _assert_same_frame(duck.labels(when, window, end), engine.labels(when, window, end))
+        assert duck.labels(spark_world.dates.credit_oot, window, end)["default_12m"].notna().sum() > 20
         _assert_same_frame(duck.response(as_of, window), engine.response(as_of, window))
     assert default_dates(s, engine) == spark_world.dates
 
@@ -96,7 +100,8 @@ def test_tables_read_from_a_catalog_database(spark: SparkSession, spark_world: S
             "overwrite").saveAsTable(f"bank.{name}")
     catalog = SparkEngine(spark, catalog_db="bank")
     as_of, window = spark_world.dates.train, spark_world.settings.label_window_days
-    _assert_same_frame(spark_world.engine.labels(as_of, window), catalog.labels(as_of, window))
+    end = catalog.data_end()
+    _assert_same_frame(spark_world.engine.labels(as_of, window, end), catalog.labels(as_of, window, end))
     assert catalog.data_end() == spark_world.engine.data_end()
 
 
