@@ -106,8 +106,7 @@ delinquency AS (
         sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY AND amount_paid < amount_due
                  THEN 1 ELSE 0 END)
             / nullif(sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END), 0)
-            AS partial_share_12m,
-        count(DISTINCT CASE WHEN dpd >= {default_dpd} THEN loan_id END) AS loan_defaults_known
+            AS partial_share_12m
     FROM inst
     GROUP BY user_id
 ),
@@ -116,7 +115,8 @@ book AS (
     -- in cents, so that a repaid loan owes exactly 0 whichever order an engine adds its payments in.
     SELECT l.loan_id, l.user_id, l.applied_date, round(l.instalment * l.term_months, 2) AS repayable,
         round(sum(CASE WHEN i.paid_date < {as_of} THEN i.amount_paid ELSE 0 END), 2) AS paid_now,
-        round(sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END), 2) AS paid_90
+        round(sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END), 2) AS paid_90,
+        max(CASE WHEN i.dpd >= {default_dpd} THEN 1 ELSE 0 END) AS defaulted
     FROM loans l LEFT JOIN inst i ON i.loan_id = l.loan_id
     WHERE l.applied_date < {as_of}
     GROUP BY l.loan_id, l.user_id, l.applied_date, l.instalment, l.term_months
@@ -126,6 +126,7 @@ borrowing AS (
         count(*) AS loan_apps_all,
         sum(CASE WHEN applied_date >= {as_of} - INTERVAL 90 DAY THEN 1 ELSE 0 END) AS loan_apps_90,
         min(applied_date) AS first_loan,
+        sum(defaulted) AS loan_defaults_known,
         sum(CASE WHEN repayable - paid_now > 1 THEN 1 ELSE 0 END) AS open_loans,
         sum(greatest(repayable - paid_now, 0)) AS loan_balance,
         sum(CASE WHEN applied_date < {as_of} - INTERVAL 90 DAY THEN greatest(repayable - paid_90, 0) ELSE 0 END)
@@ -195,7 +196,7 @@ SELECT
     coalesce(camp.camp_treated_30, 0) AS camp_treated_30,
     coalesce(borrowing.loan_apps_all, 0) AS loan_apps_all,
     coalesce(borrowing.loan_apps_90, 0) AS loan_apps_90,
-    coalesce(delinquency.loan_defaults_known, 0) AS loan_defaults_known,
+    coalesce(borrowing.loan_defaults_known, 0) AS loan_defaults_known,
     ({as_of} - borrowing.first_loan) / 30.0 AS months_on_book,
     coalesce(borrowing.open_loans, 0) AS open_loans,
     coalesce(borrowing.loan_balance, 0) AS loan_balance,

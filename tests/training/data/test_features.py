@@ -167,9 +167,12 @@ def test_default_is_90_days_past_due_within_12_months_of_the_application():
     with _tiny_warehouse(loans, inst) as con:
         labels = features.compute_labels(con, applied.date(), 30, day(380))
         later = features.compute_labels(con, day(200), 30, day(380))
+        known = features.compute_features(con, day(200))
     assert labels.loc[1, "default_12m"] == 1 and labels.loc[2, "default_12m"] == 0
     assert labels.loc[1, "loan_id"] == 1 and pd.isna(labels.loc[3, "loan_id"])
     assert later.loc[3, "loan_id"] == 3 and pd.isna(later.loc[3, "default_12m"])
+    # By day 200 loan 1's default is known to the features (90 days past due on day 180), loan 2's worst is not one.
+    assert known.loc[1, "loan_defaults_known"] == 1 and known.loc[2, "loan_defaults_known"] == 0
 
 
 def test_delinquency_features_read_the_instalments_as_they_stood_at_the_as_of_date():
