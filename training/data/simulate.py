@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
+from training.data import calendar
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
     Abuse,
@@ -39,6 +40,13 @@ MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
 # data, so the default snapshots fall on boundaries and the decision is not known before them.
 CHURN_PERIOD_DAYS = 30
 NEVER = 10**6
+# Daily draw-down volume: the calendar's factor (training/data/calendar.py), the lift of a recent
+# campaign by incentive, and a growth trend of DRAW_GROWTH a year centred on the window's middle;
+# each has a mean of about 1, so the draw probability keeps its mean (BASE_DRAW_P) and other models
+# their data.
+BASE_DRAW_P = 0.02
+CAMPAIGN_DRAW_LIFT = {"red_packet": 0.05, "coupon": 0.10, "interest_free": 0.35}
+DRAW_GROWTH = 0.20
 
 
 @dataclass(frozen=True)
@@ -304,12 +312,28 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
     return alive, act
 
 
+def calendar_lift(start: date, days: int) -> np.ndarray:
+    """Each day's factor on the draw-down probability from the calendar and the growth trend."""
+    growth = (1 + DRAW_GROWTH) ** ((np.arange(days) - days / 2) / 365)
+    return calendar.multiplier(pd.date_range(start, periods=days)) * growth
+
+
+def campaign_lift(campaigns: list[tuple], t: int) -> float:
+    """Day t's factor from the campaigns sent calendar.CAMPAIGN_DAYS before, divided by its mean over
+    the campaign cycle so that campaigns move draw-downs in time rather than add to them."""
+    first, last = calendar.CAMPAIGN_DAYS
+    lift = sum(CAMPAIGN_DRAW_LIFT[c[2]] for c in campaigns if first <= t - c[1] <= last)
+    mean = (last - first + 1) / CAMPAIGN_EVERY_DAYS * np.mean(list(CAMPAIGN_DRAW_LIFT.values()))
+    return (1 + lift) / (1 + mean)
+
+
 def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
-           events: Events) -> None:
-    """Money movements happen on active days (r: the active users' draws); offers on the redeem day."""
+           events: Events, lift: float = 1.0) -> None:
+    """Money movements happen on active days (r: the active users' draws; lift: today's factor on the
+    draw-down probability); offers on the redeem day."""
     fund = act[r[:, 0] < pop.fund_p[act]]
     has_line = pop.credit_line[act] > 0
-    draw = act[has_line & (r[:, 1] < 0.02)]
+    draw = act[has_line & (r[:, 1] < BASE_DRAW_P * lift)]
     rep = act[has_line & (r[:, 2] < 0.12)]
     offer = np.flatnonzero(pop.churn.redeem == t)
     offer = offer[(pop.lat.signup[offer] >= 0) & (pop.churn.death[offer] > t)]
@@ -353,12 +377,12 @@ def _campaign(rng: np.random.Generator, pop: Population, t: int, alive: np.ndarr
     events.assignments.append((np.full(len(target), campaign_id), target, treat, conv, p_t, p_c))
 
 
-def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events) -> None:
+def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events, lift: float) -> None:
     if is_boundary(t, days):
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
     r = rng.random((len(act), 4))  # per active user: fund purchase, loan draw, repayment, loan application
-    _money(rng, pop, t, act, r, events)
+    _money(rng, pop, t, act, r, events, lift * campaign_lift(events.campaigns, t))
     _loans(rng, pop, t, act, r[:, 3], events)
     if t % CAMPAIGN_EVERY_DAYS == 3:
         _campaign(rng, pop, t, alive, events)
@@ -389,8 +413,9 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
     _before_window(rng, pop, events)
+    lift = calendar_lift(cfg.start, cfg.days)
     for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
-        _day(rng, pop, t, cfg.days, events)
+        _day(rng, pop, t, cfg.days, events, lift[t])
     tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat))
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}
