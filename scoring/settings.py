@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
     # Each worker scores this many snapshot rows with every model at start to measure drift.
     drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
+    # The disbursement forecast: days stored ahead of the data's last day (the endpoint serves 1..this),
+    # the interval's coverage, and the rolling-origin backtest (weekly origins over this many weeks,
+    # each forecasting this many days).
+    forecast_horizon_days: int = Field(28, ge=1, le=366)
+    forecast_level: float = Field(0.8, gt=0, lt=1)
+    forecast_backtest_weeks: int = Field(8, ge=1)
+    forecast_backtest_days: int = Field(14, ge=1)
 
     @property
     def warehouse_dir(self) -> Path:

@@ -71,6 +71,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.dataset == "hillstrom":
         _train_hillstrom(args)
         return
+    if args.model == "forecast":
+        _train_forecast(args)
+        return
     names = list(MODELS) if args.model == "all" else [args.model]
     if args.table and len(names) != 1:
         sys.exit("--table trains one model: name it (e.g. `train churn --table PATH --target COLUMN`)")
@@ -96,6 +99,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{table.registered if table else MODELS[name]} v{r.version} (run {r.run_id}): {figures}; "
               f"{r.decision.reason}")
+
+
+def _train_forecast(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.forecast.job import train_forecast
+
+    try:
+        r = train_forecast(get_settings(), args.force_promote)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"forecast: {e}")
+    except MlflowException as e:
+        sys.exit(f"forecast: MLflow: {e.message}")
+    for name, m in r.metrics.items():
+        print(f"{name:15s} sMAPE {m['backtest_smape']:.4f} ({m['smape_vs_naive_ratio']:.2f}x seasonal naive), "
+              f"MAE {m['backtest_mae']:,.0f}, interval coverage {m['backtest_coverage']:.3f}")
+    print(f"disbursement_forecast v{r.version} (run {r.run_id}): {r.chosen}, {r.stored.horizon} days from "
+          f"{r.stored.origin}; {r.decision.reason}")
 
 
 def _train_hillstrom(args: argparse.Namespace) -> None:
@@ -179,7 +200,9 @@ def _train_command(sub) -> None:
         "flat feature table instead. Runs, metrics and plots go to MLflow (MLFLOW_TRACKING_URI, default "
         "sqlite:///mlruns/mlflow.db); the new version becomes @champion only if it beats the current one.",
     )
-    p.add_argument("model", choices=["all", *MODELS], help="which model")
+    p.add_argument("model", choices=["all", *MODELS, "forecast"],
+                   help="which model (all: the four scoring models; forecast: the daily disbursement forecast, "
+                        "which needs a warehouse of at least 730 days, e.g. `simulate --days 760`)")
     p.add_argument("--force-promote", action="store_true", help="make the new version champion whatever the gate says")
     p.add_argument("--table", help="a Parquet/CSV file of features, one row per entity, instead of the snapshots")
     p.add_argument("--target", help="with --table: the binary label column")
