@@ -48,6 +48,7 @@ async def list_models() -> JSONResponse:
     w = WORKER.get("worker")
     served = [(m, f"/v1/{m.endpoint}/score") for m in w.models.values()] if w else []
     served += [(m, f"/v1/tables/{name}/score") for name, m in w.tables.items()] if w else []
+    served += [(w.forecast, "/v1/forecast/disbursement")] if w and w.forecast else []
     return JSONResponse({"models": [
         {**m.identity, "endpoint": endpoint, "trained_at": m.trained_at, "metrics": m.metrics} for m, endpoint in served
     ]})

@@ -75,13 +75,18 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
 class ServedForecast:
     version: str
     run_id: str
+    trained_at: str
+    metrics: dict[str, float]
     stored: StoredForecast
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": FORECAST_MODEL, "version": self.version, "run_id": self.run_id}
 
     def answer(self, days: int) -> dict:
         """The first `days` days of the stored forecast with the model's identity; ValueError outside 1..horizon."""
         ahead = self.stored.ahead(days)
-        return {"model": {"name": FORECAST_MODEL, "version": self.version, "run_id": self.run_id,
-                          "forecaster": self.stored.model},
+        return {"model": {**self.identity, "forecaster": self.stored.model},
                 "origin": self.stored.origin, "level": self.stored.level, "horizon": self.stored.horizon,
                 "days": [asdict(d) for d in ahead]}
 
@@ -93,5 +98,6 @@ def load_served_forecast(bento_model: bentoml.Model) -> ServedForecast:
     example = mlflow.models.Model.load(str(path)).load_input_example(str(path))
     if example is None or len(pyfunc.predict(example)) != int(example["days"].max()):
         raise NotReady(f"{FORECAST_MODEL}: warm-up on the logged input example failed")
-    labels = bento_model.info.labels
-    return ServedForecast(labels["version"], labels["run_id"], pyfunc.unwrap_python_model().forecast)
+    labels, meta = bento_model.info.labels, bento_model.info.metadata
+    return ServedForecast(labels["version"], labels["run_id"], meta.get("trained_at", ""),
+                          json.loads(meta.get("metrics", "{}")), pyfunc.unwrap_python_model().forecast)
