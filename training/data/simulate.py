@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
-from training.data import calendar
+from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
     Abuse,
@@ -40,15 +40,6 @@ MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
 # data, so the default snapshots fall on boundaries and the decision is not known before them.
 CHURN_PERIOD_DAYS = 30
 NEVER = 10**6
-# Daily draw-down volume: the calendar's factor (training/data/calendar.py), the lift of a recent
-# campaign by incentive, and a growth trend of DRAW_GROWTH a year centred on the window's middle;
-# each has a mean of about 1, so the draw probability keeps its mean (BASE_DRAW_P) and other models
-# their data.
-BASE_DRAW_P = 0.02
-CAMPAIGN_DRAW_LIFT = {"red_packet": 0.05, "coupon": 0.10, "interest_free": 0.35}
-DRAW_GROWTH = 0.20
-
-
 @dataclass(frozen=True)
 class SimConfig:
     users: int = 20_000
@@ -312,21 +303,6 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
     return alive, act
 
 
-def calendar_lift(start: date, days: int) -> np.ndarray:
-    """Each day's factor on the draw-down probability from the calendar and the growth trend."""
-    growth = (1 + DRAW_GROWTH) ** ((np.arange(days) - days / 2) / 365)
-    return calendar.multiplier(pd.date_range(start, periods=days)) * growth
-
-
-def campaign_lift(campaigns: list[tuple], t: int) -> float:
-    """Day t's factor from the campaigns sent calendar.CAMPAIGN_DAYS before, divided by its mean over
-    the campaign cycle so that campaigns move draw-downs in time rather than add to them."""
-    first, last = calendar.CAMPAIGN_DAYS
-    lift = sum(CAMPAIGN_DRAW_LIFT[c[2]] for c in campaigns if first <= t - c[1] <= last)
-    mean = (last - first + 1) / CAMPAIGN_EVERY_DAYS * np.mean(list(CAMPAIGN_DRAW_LIFT.values()))
-    return (1 + lift) / (1 + mean)
-
-
 def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
            events: Events, lift: float = 1.0) -> None:
     """Money movements happen on active days (r: the active users' draws; lift: today's factor on the
@@ -382,7 +358,7 @@ def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: E
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
     r = rng.random((len(act), 4))  # per active user: fund purchase, loan draw, repayment, loan application
-    _money(rng, pop, t, act, r, events, lift * campaign_lift(events.campaigns, t))
+    _money(rng, pop, t, act, r, events, lift * campaign_lift(events.campaigns, t, CAMPAIGN_EVERY_DAYS))
     _loans(rng, pop, t, act, r[:, 3], events)
     if t % CAMPAIGN_EVERY_DAYS == 3:
         _campaign(rng, pop, t, alive, events)
