@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     forecast_level: float = Field(0.8, gt=0, lt=1)
     forecast_backtest_weeks: int = Field(8, ge=1)
     forecast_backtest_days: int = Field(14, ge=1)
+    # What one conversion is worth (CNY) in the operating report's campaign ROI.
+    report_conversion_value: float = Field(50.0, gt=0)
 
     @property
     def warehouse_dir(self) -> Path:

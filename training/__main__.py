@@ -171,6 +171,23 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         print(f"logged to MLflow: experiment monitoring, run {run_id}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.report.page import write
+    from training.tracking import setup_tracking
+
+    settings = get_settings()
+    setup_tracking(settings)
+    try:
+        out = write(settings, args.as_of, Path(args.out) if args.out else None, log=not args.no_log)
+    except FileNotFoundError as e:
+        sys.exit(f"report: {e}")
+    except MlflowException as e:
+        sys.exit(f"report: MLflow: {e.message}")
+    print(f"operating metrics report: {out}" + ("" if args.no_log else " (logged to MLflow: experiment operations_report)"))
+
+
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
@@ -242,6 +259,22 @@ def _serving_commands(sub) -> None:
     )
     p.add_argument("--no-log", action="store_true", help="print the table only, log nothing to MLflow")
     p.set_defaults(func=_cmd_monitor)
+
+    p = sub.add_parser(
+        "report",
+        help="the operating metrics as one self-contained HTML page, logged to MLflow",
+        description="DAU, MAU, DAU/MAU, launches; retention by signup month (day 1/7/30); the share of active "
+        "users under 30 and with a draw-down in 90 days; the top 20%%'s share of fund value; the lifecycle x "
+        "value grid and its change over 30 days; per campaign reach, conversion, incremental conversion against "
+        "control (95%% interval), cost and ROI, by channel and incentive. Every figure is a SQL query over the "
+        "warehouse contract. Written to data/reports/operations_<date>.html and logged to the MLflow "
+        "experiment operations_report.",
+    )
+    p.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD, events strictly before it "
+                                                            "(default: the day after the last activity)")
+    p.add_argument("--out", help="the page's path (default data/reports/operations_<date>.html)")
+    p.add_argument("--no-log", action="store_true", help="write the page only, log nothing to MLflow")
+    p.set_defaults(func=_cmd_report)
 
 
 def main(argv: list[str] | None = None) -> None:
