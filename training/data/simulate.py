@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
-from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift
+from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift, draw_shares
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
     Abuse,
@@ -40,6 +40,8 @@ MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
 # data, so the default snapshots fall on boundaries and the decision is not known before them.
 CHURN_PERIOD_DAYS = 30
 NEVER = 10**6
+
+
 @dataclass(frozen=True)
 class SimConfig:
     users: int = 20_000
@@ -305,8 +307,7 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
 
 def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
            events: Events, lift: float = 1.0) -> None:
-    """Money movements happen on active days (r: the active users' draws; lift: today's factor on the
-    draw-down probability); offers on the redeem day."""
+    """Money movements on active days (r: the active users' draws, lift: the day's draw-down factor); offers."""
     fund = act[r[:, 0] < pop.fund_p[act]]
     has_line = pop.credit_line[act] > 0
     draw = act[has_line & (r[:, 1] < BASE_DRAW_P * lift)]
@@ -315,7 +316,7 @@ def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r
     offer = offer[(pop.lat.signup[offer] >= 0) & (pop.churn.death[offer] > t)]
     line, util, add = pop.credit_line, pop.util, events.add_transactions
     add(fund, t, "fund_purchase", pop.lat.value[fund] * np.exp(rng.normal(0, 0.6, len(fund))) * 20)
-    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * rng.uniform(0.5, 1.0, len(draw)), 2))
+    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * draw_shares(rng, r[:, 1], has_line, lift), 2))
     add(rep, t, "repayment", np.round(line[rep] * util[rep] * 0.2, 2), rng.poisson(pop.repay_late[rep]))
     add(offer, t, "offer_redeem", np.full(len(offer), OFFER_AMOUNT))
 
@@ -389,9 +390,9 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
     _before_window(rng, pop, events)
-    lift = calendar_lift(cfg.start, cfg.days)
-    for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
-        _day(rng, pop, t, cfg.days, events, lift[t])
+    for t, lift in enumerate(tqdm(calendar_lift(cfg.start, cfg.days), desc="simulate days", disable=not progress,
+                                  unit="day")):
+        _day(rng, pop, t, cfg.days, events, lift)
     tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat))
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}

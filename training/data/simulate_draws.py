@@ -33,3 +33,15 @@ def campaign_lift(campaigns: list[tuple], t: int, every_days: int) -> float:
     lift = sum(CAMPAIGN_DRAW_LIFT[c[2]] for c in campaigns if first <= t - c[1] <= last)
     mean = (last - first + 1) / every_days * np.mean(list(CAMPAIGN_DRAW_LIFT.values()))
     return (1 + lift) / (1 + mean)
+
+
+def draw_shares(rng: np.random.Generator, r: np.ndarray, has_line: np.ndarray, lift: float) -> np.ndarray:
+    """The share of the line each of the day's draw-downs takes, uniform on 0.5..1 (r: each active user's
+    uniform, below BASE_DRAW_P * lift for those who draw).
+
+    The generator draws what it drew before the calendar existed (one per draw at BASE_DRAW_P), so that
+    the rest of the world (activity, loans, campaigns) stays the same draw for draw whatever the calendar
+    does; the share comes from r itself, uniform below its threshold."""
+    rng.uniform(0.5, 1.0, int((has_line & (r < BASE_DRAW_P)).sum()))
+    p = BASE_DRAW_P * lift
+    return 0.5 + 0.5 * r[has_line & (r < p)] / p
