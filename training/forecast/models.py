@@ -13,7 +13,6 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
@@ -23,6 +22,7 @@ WEEK = 7
 # (1,0,1)x(1,0,1,7), took 76 s a fit on this box and diverged (backtest sMAPE 0.59); ARMA(1,1) errors
 # took 40 s a fit for no gain (0.167 against 0.163).
 SARIMAX_ORDER, SARIMAX_SEASONAL = (1, 0, 0), (0, 0, 0, 0)
+RESIDUAL_DAYS = 182
 LGB_PARAMS = {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7, "min_child_samples": 10,
               "num_threads": 1, "verbose": -1}
 
@@ -49,7 +49,8 @@ def _sarimax_exog(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sarimax(y: pd.Series, past: pd.DataFrame, future: pd.DataFrame, level: float) -> pd.DataFrame:
-    """SARIMAX on log volume: a linear trend, the weekday, calendar and campaign regressors, AR(1) errors."""
+    """SARIMAX on log volume: a linear trend, the weekday, calendar and campaign regressors, AR(1) errors;
+    the interval from its recent residuals."""
     model = SARIMAX(np.log1p(y.to_numpy()), exog=_sarimax_exog(past).to_numpy(), order=SARIMAX_ORDER,
                     seasonal_order=SARIMAX_SEASONAL, trend="ct")
     with warnings.catch_warnings():
@@ -57,8 +58,13 @@ def sarimax(y: pd.Series, past: pd.DataFrame, future: pd.DataFrame, level: float
         warnings.simplefilter("ignore", UserWarning)
         fitted = model.fit(disp=False, maxiter=200)
     pred = fitted.get_forecast(len(future), exog=_sarimax_exog(future).to_numpy())
-    bounds = np.asarray(pred.conf_int(alpha=1 - level))
-    return _frame(future.index, np.asarray(pred.predicted_mean), bounds[:, 0], bounds[:, 1])
+    # The interval's ends are the empirical quantiles of the last half-year's standardised one-step
+    # residuals (all before the origin) times each day's standard error: the normal bounds covered 90%
+    # and 94% of the backtest days of two worlds, these 88% and 89%.
+    z = np.asarray(fitted.resid)[-RESIDUAL_DAYS:] / np.sqrt(fitted.params[-1])  # sigma2, the last parameter
+    lo, hi = np.quantile(z, [(1 - level) / 2, (1 + level) / 2])
+    mean, se = np.asarray(pred.predicted_mean), np.asarray(pred.se_mean)
+    return _frame(future.index, mean, mean + lo * se, mean + hi * se)
 
 
 def _calendar_features(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
