@@ -2,8 +2,10 @@
 
 Prints a table and writes bench-results.json (figure name → number, unit in the name). Works in
 a temporary folder, so it never touches data/ or mlruns/. Parts: sim (1M users simulate +
-features), train (200k users, train all), german (German credit's 5-fold comparison), lookalike (1M index and expansion), serve (single-user
-throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batches, rows/s).
+features), train (200k users, train all), german (German credit's 5-fold comparison), lookalike (1M index
+and expansion), serve (single-user throughput against a bare BentoML endpoint and `mlflow models serve`, 10k
+batches, rows/s), forecast (20k users over 760 days: the disbursement forecast's backtest), report (the
+operating metrics page over the large world).
 """
 
 from __future__ import annotations
@@ -306,20 +308,51 @@ def inprocess(large: Path, mlruns: Path) -> dict:
             "inprocess_predict_only_rows_per_s": 10_000 / float(np.median(predict_only))}
 
 
+def bench_report(large: Path, work: Path, users: int, figures: dict) -> None:
+    """The operating metrics report over the large world's warehouse (page written, not logged)."""
+    log(f"operating report, {users:,} users")
+    seconds, peak, _ = timed(py("-m", "training", "report", "--no-log", "--out", str(work / "report.html")),
+                             env_for(large, work / "large-mlruns"))
+    tag = "1m" if users == 1_000_000 else f"{users // 1000}k"
+    figures[f"report_{tag}_s"] = seconds
+    figures[f"report_{tag}_peak_gib"] = peak
+
+
+def bench_forecast(work: Path, users: int, figures: dict) -> None:
+    """The disbursement forecast on a 760-day world: the champion's backtest sMAPE against seasonal
+    naive's, and its 80% interval's coverage of the backtest days."""
+    data, mlruns = work / "forecast", work / "forecast-mlruns"
+    env = env_for(data, mlruns)
+    log(f"simulate {users:,} users over 760 days, train forecast")
+    timed(py("-m", "training", "simulate", "--users", str(users), "--days", "760"), env)
+    seconds, _, _ = timed(py("-m", "training", "train", "forecast"), env)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    run = client.get_run(client.get_model_version_by_alias("disbursement_forecast", "champion").run_id)
+    figures["forecast_smape_vs_naive_ratio"] = run.data.metrics["smape_vs_naive_ratio"]
+    figures["forecast_interval_coverage"] = run.data.metrics["backtest_coverage"]
+    figures["forecast_backtest_smape"] = run.data.metrics["backtest_smape"]
+    figures["train_forecast_s"] = seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large-users", type=int, default=1_000_000, help="users of the large world (default 1M)")
     parser.add_argument("--train-users", type=int, default=200_000, help="users of the training world (default 200k)")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
-    parser.add_argument("--parts", default="sim,train,german,lookalike,serve", help="comma-separated subset to run")
+    parser.add_argument("--forecast-users", type=int, default=20_000,
+                        help="users of the forecast's 760-day world (default 20k)")
+    parser.add_argument("--parts", default="sim,train,german,lookalike,serve,forecast,report",
+                        help="comma-separated subset to run")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opscore-bench-") as tmp:
         work = Path(tmp)
-        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve"} else None
+        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve", "report"} else None
         mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
         if "german" in parts:
             bench_german(work, figures)
@@ -327,6 +360,10 @@ def main(argv: list[str] | None = None) -> None:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:
             bench_serve(large, mlruns, work, figures, args.seconds)
+        if "report" in parts:
+            bench_report(large, work, args.large_users, figures)
+        if "forecast" in parts:
+            bench_forecast(work, args.forecast_users, figures)
     figures = {k: round(float(v), 4) for k, v in figures.items()}
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     width = max(map(len, figures)) + 2

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     # On one box the driver is the executor too; it collects the finished snapshot (about 0.5 GB per million users).
     spark_conf: dict[str, str] = Field(default_factory=lambda: {"spark.sql.shuffle.partitions": "8",
                                                                 "spark.driver.memory": "4g"})
+    # The disbursement forecast: days stored ahead of the data's last day (the endpoint serves 1..this),
+    # the interval's coverage, and the rolling-origin backtest (weekly origins over this many weeks,
+    # each forecasting this many days).
+    forecast_horizon_days: int = Field(28, ge=1, le=366)
+    forecast_level: float = Field(0.8, gt=0, lt=1)
+    forecast_backtest_weeks: int = Field(8, ge=1)
+    forecast_backtest_days: int = Field(14, ge=1)
+    # What one conversion is worth (CNY) in the operating report's campaign ROI.
+    report_conversion_value: float = Field(50.0, gt=0)
 
     @property
     def warehouse_dir(self) -> Path:

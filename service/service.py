@@ -16,7 +16,7 @@ import orjson
 from bentoml.models import BentoModel
 from starlette.responses import Response
 
-from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
@@ -75,6 +75,7 @@ class Opscore:
     response_ref = _stored(MODEL_NAMES["response"])
     credit_ref = _stored(MODEL_NAMES["credit"])
     snapshot_ref = _stored(SNAPSHOT_MODEL)
+    forecast_ref = _stored(FORECAST_MODEL)
     table_refs = {name: _stored(name) for name in settings.table_models}
 
     def __init__(self) -> None:
@@ -85,7 +86,7 @@ class Opscore:
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
         # In a dict the references are not attributes, so BentoML's descriptor does not resolve them.
         tables = {name: ref.resolve() if ref else None for name, ref in self.table_refs.items()}
-        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables)
+        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables, self.forecast_ref)
         self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
         WORKER.update(worker=self.worker, lane=self.lane)
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's

@@ -18,14 +18,14 @@ from scoring.artifacts import verify_folder
 from scoring.drift import read_previous, report
 from scoring.lookalike import Lookalike
 from scoring.population import Population
-from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
 from scoring.segments import LIFECYCLE, LIFECYCLE_COLUMNS, stage_index
 from scoring.snapshot import Snapshot
 from scoring.spec import numbers
 from service.audiences import load_lookalike
 from service.audit import PseudonymTable
-from service.served import NotReady, ServedModel, load_served_model
+from service.served import NotReady, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
 
 log = logging.getLogger("opscore.service")
@@ -44,12 +44,14 @@ class Worker:
     pseudonyms: PseudonymTable | None = None
     answer_tail: bytes = b"]}"
     drift: dict | None = None  # the serving snapshot's drift report (scoring.drift.report), measured once
+    forecast: ServedForecast | None = None
 
     @classmethod
-    def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict) -> Worker:
+    def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict, forecast_ref=None) -> Worker:
         """Everything loads that can; whatever fails is named in `problems` and keeps readiness red."""
         w = cls(settings)
         w._load_snapshot(snapshot_ref)
+        w._guard("forecast", lambda: w._load_forecast(forecast_ref))
         for endpoint in MODEL_NAMES:
             w._load_model(endpoint, model_refs.get(endpoint))
         for name, ref in table_refs.items():
@@ -79,6 +81,12 @@ class Worker:
             self.snapshot = Snapshot.load(self.snapshot_path)
 
         self._guard("snapshot", load)
+
+    def _load_forecast(self, ref) -> None:
+        if ref is None:
+            raise NotReady(f"{FORECAST_MODEL} is not in the BentoML store: train it (`python -m training train "
+                           "forecast`), then `python -m service import-models`")
+        self.forecast = load_served_forecast(ref)
 
     def _load_lookalike(self) -> None:
         def load() -> None:

@@ -27,6 +27,7 @@ from training.data.simulate import SimConfig, simulate
 from training.data.spark_features import spark_session
 from training.data.snapshots import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates
 from training.data.warehouse import write_world
+from training.forecast.job import ForecastResult, train_forecast
 from training.hillstrom import fetch
 from training.lookalike_index import build_lookalike
 from training.tracking import TrainResult, setup_tracking
@@ -34,8 +35,11 @@ from tests.own_tables import own_table
 from training.train import Table, train_binary, train_credit, train_one, train_response
 
 SIM = SimConfig(users=20_000, days=180, seed=7)
+# The forecast needs two Spring Festivals: a world of its own, smaller, over 760 days (simulated in ~10 s).
+FORECAST_SIM = SimConfig(users=10_000, days=760, seed=7)
 # Fixtures that build the world or need it (or download data); a test using any of them is an integration test.
 WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
+                  "forecast_run",
                   "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom_settings", "hillstrom",
                   "spark", "spark_world"}
 
@@ -112,8 +116,17 @@ def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, Train
 
 
 @pytest.fixture(scope="session")
-def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
-    """Champions of all four models in the session's registry."""
+def forecast_run(tracking: Settings, tmp_path_factory: pytest.TempPathFactory) -> ForecastResult:
+    """The disbursement forecast, trained once per session on a 760-day world of its own, registered in
+    the session's MLflow store beside the other champions."""
+    s = tracking.model_copy(update={"data_dir": tmp_path_factory.mktemp("forecast_world") / "data"})
+    write_world(simulate(FORECAST_SIM, progress=False), s)
+    return train_forecast(s)
+
+
+@pytest.fixture(scope="session")
+def all_champions(trained, response_run, credit_run, forecast_run, tracking: Settings) -> Settings:
+    """Champions of all four models and the disbursement forecast in the session's registry."""
     return tracking
 
 

@@ -87,6 +87,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.dataset == "hillstrom":
         _train_hillstrom(args)
         return
+    if args.model == "forecast":
+        _train_forecast(args)
+        return
     names = list(MODELS) if args.model == "all" else [args.model]
     if args.table and len(names) != 1:
         sys.exit("--table trains one model: name it (e.g. `train churn --table PATH --target COLUMN`)")
@@ -112,6 +115,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{table.registered if table else MODELS[name]} v{r.version} (run {r.run_id}): {figures}; "
               f"{r.decision.reason}")
+
+
+def _train_forecast(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.forecast.job import train_forecast
+
+    try:
+        r = train_forecast(get_settings(), args.force_promote)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"forecast: {e}")
+    except MlflowException as e:
+        sys.exit(f"forecast: MLflow: {e.message}")
+    for name, m in r.metrics.items():
+        print(f"{name:15s} sMAPE {m['backtest_smape']:.4f} ({m['smape_vs_naive_ratio']:.2f}x seasonal naive), "
+              f"MAE {m['backtest_mae']:,.0f}, interval coverage {m['backtest_coverage']:.3f}")
+    print(f"disbursement_forecast v{r.version} (run {r.run_id}): {r.chosen}, {r.stored.horizon} days from "
+          f"{r.stored.origin}; {r.decision.reason}")
 
 
 def _train_hillstrom(args: argparse.Namespace) -> None:
@@ -186,6 +207,23 @@ def _cmd_score(args: argparse.Namespace) -> None:
     print(f"{rows:,d} users scored by {args.model}: {args.out} (Parquet, partitioned by band)")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.report.page import write
+    from training.tracking import setup_tracking
+
+    settings = get_settings()
+    setup_tracking(settings)
+    try:
+        out = write(settings, args.as_of, Path(args.out) if args.out else None, log=not args.no_log)
+    except FileNotFoundError as e:
+        sys.exit(f"report: {e}")
+    except MlflowException as e:
+        sys.exit(f"report: MLflow: {e.message}")
+    print(f"operating metrics report: {out}" + ("" if args.no_log else " (logged to MLflow: experiment operations_report)"))
+
+
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
@@ -221,7 +259,9 @@ def _train_command(sub) -> None:
         "flat feature table instead. Runs, metrics and plots go to MLflow (MLFLOW_TRACKING_URI, default "
         "sqlite:///mlruns/mlflow.db); the new version becomes @champion only if it beats the current one.",
     )
-    p.add_argument("model", choices=["all", *MODELS], help="which model")
+    p.add_argument("model", choices=["all", *MODELS, "forecast"],
+                   help="which model (all: the four scoring models; forecast: the daily disbursement forecast, "
+                        "which needs a warehouse of at least 730 days, e.g. `simulate --days 760`)")
     p.add_argument("--force-promote", action="store_true", help="make the new version champion whatever the gate says")
     p.add_argument("--table", help="a Parquet/CSV file of features, one row per entity, instead of the snapshots")
     p.add_argument("--target", help="with --table: the binary label column")
@@ -279,6 +319,22 @@ def _serving_commands(sub) -> None:
     )
     p.add_argument("--no-log", action="store_true", help="print the table only, log nothing to MLflow")
     p.set_defaults(func=_cmd_monitor)
+
+    p = sub.add_parser(
+        "report",
+        help="the operating metrics as one self-contained HTML page, logged to MLflow",
+        description="DAU, MAU, DAU/MAU, launches; retention by signup month (day 1/7/30); the share of active "
+        "users under 30 and with a draw-down in 90 days; the top 20%%'s share of fund value; the lifecycle x "
+        "value grid and its change over 30 days; per campaign reach, conversion, incremental conversion against "
+        "control (95%% interval), cost and ROI, by channel and incentive. Every figure is a SQL query over the "
+        "warehouse contract. Written to data/reports/operations_<date>.html and logged to the MLflow "
+        "experiment operations_report.",
+    )
+    p.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD, events strictly before it "
+                                                            "(default: the day after the last activity)")
+    p.add_argument("--out", help="the page's path (default data/reports/operations_<date>.html)")
+    p.add_argument("--no-log", action="store_true", help="write the page only, log nothing to MLflow")
+    p.set_defaults(func=_cmd_report)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
+from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift, draw_shares
 from training.data.simulate_loans import simulate_loans
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
@@ -307,17 +308,17 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
 
 
 def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
-           events: Events) -> None:
-    """Money movements happen on active days (r: the active users' draws); offers on the redeem day."""
+           events: Events, lift: float = 1.0) -> None:
+    """Money movements on active days (r: the active users' draws, lift: the day's draw-down factor); offers."""
     fund = act[r[:, 0] < pop.fund_p[act]]
     has_line = pop.credit_line[act] > 0
-    draw = act[has_line & (r[:, 1] < 0.02)]
+    draw = act[has_line & (r[:, 1] < BASE_DRAW_P * lift)]
     rep = act[has_line & (r[:, 2] < 0.12)]
     offer = np.flatnonzero(pop.churn.redeem == t)
     offer = offer[(pop.lat.signup[offer] >= 0) & (pop.churn.death[offer] > t)]
     line, util, add = pop.credit_line, pop.util, events.add_transactions
     add(fund, t, "fund_purchase", pop.lat.value[fund] * np.exp(rng.normal(0, 0.6, len(fund))) * 20)
-    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * rng.uniform(0.5, 1.0, len(draw)), 2))
+    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * draw_shares(rng, r[:, 1], has_line, lift), 2))
     add(rep, t, "repayment", np.round(line[rep] * util[rep] * 0.2, 2), rng.poisson(pop.repay_late[rep]))
     add(offer, t, "offer_redeem", np.full(len(offer), OFFER_AMOUNT))
 
@@ -341,12 +342,12 @@ def _campaign(rng: np.random.Generator, pop: Population, t: int, alive: np.ndarr
     events.assignments.append((np.full(len(target), campaign_id), target, treat, conv, p_t, p_c))
 
 
-def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events) -> None:
+def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events, lift: float) -> None:
     if is_boundary(t, days):
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
     r = rng.random((len(act), 3))  # per active user: fund purchase, loan draw, repayment
-    _money(rng, pop, t, act, r, events)
+    _money(rng, pop, t, act, r, events, lift * campaign_lift(events.campaigns, t, CAMPAIGN_EVERY_DAYS))
     if t % CAMPAIGN_EVERY_DAYS == 3:
         _campaign(rng, pop, t, alive, events)
 
@@ -376,8 +377,9 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
     _before_window(rng, pop, events)
-    for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
-        _day(rng, pop, t, cfg.days, events)
+    for t, lift in enumerate(tqdm(calendar_lift(cfg.start, cfg.days), desc="simulate days", disable=not progress,
+                                  unit="day")):
+        _day(rng, pop, t, cfg.days, events, lift)
     book = simulate_loans(cfg.seed, pop, cfg.days)
     tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book)
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
