@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from scoring.arms import CONTACT_CHANNELS, SEND_WINDOWS
 from scoring.vocabulary import CATEGORICAL, GRAPH_FEATURES, PROTECTED
 from training.data.schema import TABLES
 
@@ -73,14 +74,28 @@ txn AS (
 camp AS (
     -- A send's 7-day outcome is only known once the week is over.
     SELECT a.user_id,
-        sum(CASE WHEN a.treatment THEN 1 ELSE 0 END) AS camp_treated_all,
-        sum(CASE WHEN a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
-        sum(CASE WHEN NOT a.treatment THEN 1 ELSE 0 END) AS camp_control_all,
-        sum(CASE WHEN NOT a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
-        sum(CASE WHEN a.treatment AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30
+        sum(CASE WHEN a.arm <> 'control' THEN 1 ELSE 0 END) AS camp_treated_all,
+        sum(CASE WHEN a.arm <> 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
+        sum(CASE WHEN a.arm = 'control' THEN 1 ELSE 0 END) AS camp_control_all,
+        sum(CASE WHEN a.arm = 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
+        sum(CASE WHEN a.arm <> 'control' AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30,
+        -- Conversions under an incentive (not a plain reminder): how the user has used offers before.
+        sum(CASE WHEN a.arm <> 'control' AND a.arm NOT LIKE 'none/%' AND a.converted THEN 1 ELSE 0 END)
+            AS camp_conv_incentive_all
     FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
     WHERE c.send_date < {as_of} - INTERVAL 7 DAY
     GROUP BY a.user_id
+),
+cont AS (
+    SELECT user_id,
+{contact_aggregates}
+    FROM (
+        SELECT user_id, contact_time, channel, opened, CAST(contact_time AS DATE) AS contact_date,
+            CASE WHEN EXTRACT(HOUR FROM contact_time) < 11 THEN 'morning'
+                 WHEN EXTRACT(HOUR FROM contact_time) < 15 THEN 'noon' ELSE 'evening' END AS send_window
+        FROM contacts WHERE contact_time < {as_of}
+    ) sends
+    GROUP BY user_id
 ),
 loans AS (
     SELECT user_id,
@@ -151,6 +166,8 @@ SELECT
     coalesce(camp.camp_control_all, 0) AS camp_control_all,
     coalesce(camp.camp_conv_control_all, 0) AS camp_conv_control_all,
     coalesce(camp.camp_treated_30, 0) AS camp_treated_30,
+    coalesce(camp.camp_conv_incentive_all, 0) AS camp_conv_incentive_all,
+{contact_columns}
     coalesce(loans.loan_apps_all, 0) AS loan_apps_all,
     coalesce(loans.loan_apps_90, 0) AS loan_apps_90,
     coalesce(loans.loan_defaults_known, 0) AS loan_defaults_known,
@@ -162,6 +179,7 @@ FROM pop p
 LEFT JOIN act ON act.user_id = p.user_id
 LEFT JOIN txn ON txn.user_id = p.user_id
 LEFT JOIN camp ON camp.user_id = p.user_id
+LEFT JOIN cont ON cont.user_id = p.user_id
 LEFT JOIN loans ON loans.user_id = p.user_id
 LEFT JOIN dev ON dev.device_id = p.device_id
 LEFT JOIN ips ON ips.ip = p.ip
@@ -211,13 +229,44 @@ ORDER BY pop.user_id
 """
 
 RESPONSE_SQL = """
-SELECT a.user_id, a.campaign_id, c.incentive, c.channel, c.send_hour,
-    CAST(a.treatment AS INTEGER) AS treatment, CAST(a.converted AS INTEGER) AS converted
+SELECT a.user_id, a.campaign_id, a.arm, CAST(a.converted AS INTEGER) AS converted
 FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
 JOIN users u ON u.user_id = a.user_id
 WHERE c.send_date >= {as_of} AND c.send_date < {as_of} + INTERVAL {window} DAY AND u.signup_date < {as_of}
 ORDER BY a.campaign_id, a.user_id
 """
+
+
+def _contact_sql() -> tuple[str, str]:
+    """The contacts CTE's aggregates and the outer SELECT's columns, one set per channel and window."""
+    aggregates, columns = [], []
+    for c in CONTACT_CHANNELS:
+        for what, opened in (("contacts", ""), ("opens", " AND opened")):
+            for days in (7, 30):
+                name = f"{what}_{c}_{days}"
+                aggregates.append(f"sum(CASE WHEN channel = '{c}'{opened} AND contact_time >= {{as_of}} - INTERVAL "
+                                  f"{days} DAY THEN 1 ELSE 0 END) AS {name}")
+                columns.append(f"coalesce(cont.{name}, 0) AS {name}")
+    groups = [("channel", c) for c in CONTACT_CHANNELS] + [("send_window", w) for w in SEND_WINDOWS]
+    for column, value in groups:
+        aggregates.append(f"{{as_of}} - max(CASE WHEN {column} = '{value}' AND opened THEN contact_date END) "
+                          f"AS days_since_open_{value}")
+        columns.append(f"cont.days_since_open_{value}")
+    for column, value in groups:
+        aggregates.append(f"sum(CASE WHEN {column} = '{value}' AND opened THEN 1 ELSE 0 END) / "
+                          f"(sum(CASE WHEN {column} = '{value}' THEN 1 ELSE 0 END) + 1.0) AS open_rate_{value}")
+        columns.append(f"cont.open_rate_{value}")
+    indent = " " * 8
+    return ",\n".join(indent + a for a in aggregates), ",\n".join("    " + c for c in columns) + ","
+
+
+CONTACT_AGGREGATES, CONTACT_COLUMNS = _contact_sql()
+
+
+def feature_sql(as_of: str) -> str:
+    """FEATURE_SQL with its contact aggregates filled in, as of a date literal."""
+    sql = FEATURE_SQL.replace("{contact_aggregates}", CONTACT_AGGREGATES).replace("{contact_columns}", CONTACT_COLUMNS)
+    return sql.format(as_of=as_of)
 
 
 @lru_cache
@@ -226,7 +275,7 @@ def feature_columns() -> tuple[str, ...]:
     with duckdb.connect() as con:
         for t in TABLES.values():
             con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c} {d}' for c, d in t.sql_types('BIGINT').items())})")
-        cols = con.execute(FEATURE_SQL.format(as_of="DATE '2000-01-01'") + " LIMIT 0").description
+        cols = con.execute(feature_sql("DATE '2000-01-01'") + " LIMIT 0").description
     return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 
 
@@ -245,7 +294,7 @@ def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray
 
 
 def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    df = con.execute(FEATURE_SQL.format(as_of=_date_literal(as_of))).df()
+    df = con.execute(feature_sql(_date_literal(as_of))).df()
     comp = components(con, as_of, df["user_id"].to_numpy())
     df["ring_size"] = np.bincount(comp)[comp]
     # Rings redeem the new-user offer together, so the component's redemption share tells.
