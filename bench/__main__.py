@@ -2,7 +2,8 @@
 
 Prints a table and writes bench-results.json (figure name → number, unit in the name). Works in
 a temporary folder, so it never touches data/ or mlruns/. Parts: sim (1M users simulate +
-features), train (200k users, train all), lookalike (1M index and expansion), serve (single-user
+features), train (200k users, train all), hillstrom (the e-mail experiment's Qini against its fixed
+reference), lookalike (1M index and expansion), serve (single-user
 throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batches, rows/s).
 """
 
@@ -13,6 +14,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +124,29 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
             if k.startswith(QUALITY_FIGURES):
                 figures[f"{name}_{k}_{tag}"] = v
     return mlruns
+
+
+def bench_hillstrom(work: Path, figures: dict) -> None:
+    """Hillstrom's held-out Qini of each e-mail arm's champion over the fixed reference's (the sdist
+    already in data/external is reused rather than fetched again)."""
+    from training.hillstrom import EXPERIMENT, SDIST
+
+    data, mlruns = work / "hillstrom", work / "hillstrom-mlruns"
+    cached = ROOT / "data" / "external" / SDIST
+    if cached.exists():
+        (data / "external").mkdir(parents=True, exist_ok=True)
+        shutil.copy(cached, data / "external" / SDIST)
+    log("train response --dataset hillstrom")
+    timed(py("-m", "training", "train", "response", "--dataset", "hillstrom"), env_for(data, mlruns))
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], "attributes.run_name = 'hillstrom'",
+                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    for arm in ("women", "men"):
+        name = f"hillstrom_{arm}_qini_vs_reference_ratio"
+        if name in run.data.metrics:
+            figures[name] = run.data.metrics[name]
 
 
 def bench_lookalike_index(large: Path, work: Path, figures: dict) -> None:
@@ -295,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--large-users", type=int, default=1_000_000, help="users of the large world (default 1M)")
     parser.add_argument("--train-users", type=int, default=200_000, help="users of the training world (default 200k)")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
-    parser.add_argument("--parts", default="sim,train,lookalike,serve", help="comma-separated subset to run")
+    parser.add_argument("--parts", default="sim,train,hillstrom,lookalike,serve", help="comma-separated subset to run")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -304,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve"} else None
         mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
+        if "hillstrom" in parts:
+            bench_hillstrom(work, figures)
         if "lookalike" in parts or "serve" in parts:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:

@@ -74,6 +74,13 @@ def test_the_truth_function_gives_what_the_simulator_drew_from(settings):
     sent = col >= 0
     np.testing.assert_allclose(per_arm[sent, col[sent]], (t.p_arm - t.p_control).to_numpy()[sent], atol=1e-12)
     assert per_arm.std(axis=1).mean() > 0.002, "arms differ for the same user"
+    # The planner's oracle: the same truth for any user × arm on a send date, contacts read from the warehouse.
+    sent_on = pd.read_parquet(settings.warehouse_dir / "campaigns.parquet").set_index("campaign_id").send_date
+    one = t[t.campaign_id == t.campaign_id.iloc[0]]
+    p0, P = truth.true_arm_probabilities(settings, one.user_id.to_numpy(), sent_on[one.campaign_id.iloc[0]].date())
+    np.testing.assert_allclose(p0, one.p_control.to_numpy(), atol=1e-12)
+    col = pd.Index([arm.id for arm in ARMS]).get_indexer(one.arm)
+    np.testing.assert_allclose(P[col >= 0, col[col >= 0]], one.p_arm.to_numpy()[col >= 0], atol=1e-12)
 
 
 def test_abuse_is_a_few_percent_and_only_partly_confirmed(settings, warehouse_frames):
