@@ -4,8 +4,9 @@ Two shapes of learner. Per arm (T-, X- and DR-learners; a table's experiment is 
 the "control" booster gives P(convert | control) and an arm's uplift is Σ weight × output over that
 arm's boosters. The S-learner: one booster on the features and the arm's incentive, channel and
 window codes, trained with interaction constraints so that no branch of a tree reads two of the
-three. Its log-odds are then, for every user, a sum of one term per part, so the 48 arms of the
-grid cost ten evaluations (control, a base arm, and each other value of each part).
+three. Its log-odds are then, for every user, a sum of one term per part, and its trees are kept in
+groups by what they read (PART_BOOSTERS): the trees that read no part are walked once, those that
+read one part once per value of it, so the 48 arms cost about three walks of the booster, not 48.
 
 The headline score is the uplift of the best of the model's arms (`narrowed` answers for fewer arms,
 or chooses the best by net value: uplift × value − contact cost − P(convert | arm) × incentive cost);
