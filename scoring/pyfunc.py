@@ -56,6 +56,10 @@ def score_frame(s: Scorer, model_input: pd.DataFrame, layout: Layout | None = No
             out.update(_reason_columns(s, contrib, model_input))
         elif name in s.per_feature:
             out.update((f"{name}_{f}", extras[name][:, j]) for j, f in enumerate(s.spec.names))
+        elif name == "best_arm":
+            out[name] = [s.arms[b] if b >= 0 else None for b in extras[name].tolist()]
+        elif name == "arms":
+            out.update((f"uplift_{arm}", extras["uplift"][:, j]) for j, arm in enumerate(s.arms))
         else:
             out[name] = columns[name]
     return pd.DataFrame(out, index=model_input.index)

@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
-from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.auth import protect
@@ -31,7 +30,7 @@ from service.mounted import SCOPES, WORKER, docs_app, models_app
 from service.openapi import ApiSpec
 from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
-from service.worker import Worker
+from service.worker import ArmQuery, Worker
 
 log = logging.getLogger("opscore.service")
 keep_caller_input_out_of_logs()
@@ -108,20 +107,22 @@ class Opscore:
         return not self.worker.problems and all(audit.usable() for audit in AUDIT_LOGS)
 
     def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-               offer: dict | None = None) -> Response:
+               arms: ArmQuery | None = None) -> Response:
         try:
-            body, ctx.request.state.audit = self.worker.score(endpoint, user_ids, records, reasons, offer)
+            body, ctx.request.state.audit = self.worker.score(endpoint, user_ids, records, reasons, arms)
         except NotReady as e:
             return refusal(ctx, 503, {"error": str(e)})
+        except RequestError as e:
+            return refusal(ctx, e.status, {"error": str(e), "field": e.field})
         return Response(body, media_type="application/json")
 
     async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-                           offer: dict | None = None) -> Response:
+                           arms: ArmQuery | None = None) -> Response:
         """A handful of users is scored on the event loop: a thread hop would cost more than the
         scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
         size = len(user_ids if user_ids is not None else records)
         try:
-            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, offer)
+            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, arms)
         except LaneFull as e:
             return lane_full(ctx, e)
 
@@ -138,12 +139,12 @@ class Opscore:
 
     @bentoml.api(route=SCOPES.require("/v1/response/score", "campaign"), input_spec=ResponseScoreRequest,
                  output_spec=dict)
-    async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
-                       incentive: str = DEFAULT_OFFER["incentive"], channel: str = DEFAULT_OFFER["channel"],
-                       send_hour: int = DEFAULT_OFFER["send_hour"]) -> Response:
-        """Uplift of an incentive: P(convert | treated), P(convert | control) and their difference."""
-        offer = {"incentive": incentive, "channel": channel, "send_hour": send_hour}
-        return await self._score_async("response", ctx, user_ids, records, reasons, offer)
+    async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3, arms=None,
+                       value_per_conversion=None, incentive_cost=None, contact_cost=None) -> Response:
+        """Uplift of every campaign arm (incentive/channel/window) or of the arms named, and the best arm:
+        by uplift, or by net value given a value per conversion (and costs); null when none is positive."""
+        query = ArmQuery(arms, value_per_conversion, incentive_cost, contact_cost)
+        return await self._score_async("response", ctx, user_ids, records, reasons, query)
 
     @bentoml.api(route=SCOPES.require("/v1/credit/score", "risk"), input_spec=ScoreRequest, output_spec=dict)
     async def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:

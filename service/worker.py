@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from scoring.answer import out_of_population
+from scoring.answer import Layout, out_of_population
 from scoring.answer_json import score_json
 from scoring.artifacts import verify_folder
 from scoring.drift import read_previous, report
@@ -25,6 +25,7 @@ from scoring.snapshot import Snapshot
 from scoring.spec import numbers
 from service.audiences import load_lookalike
 from service.audit import PseudonymTable
+from service.requests import RequestError
 from service.served import NotReady, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
 
@@ -138,16 +139,17 @@ class Worker:
         return b'{"results":[' + results + b"]}", audit
 
     def score(self, endpoint: str, user_ids: list | None, records: list | None, reasons: int,
-              offer: dict | None = None) -> tuple[bytes, dict]:
-        """The answer's JSON text and the call's audit record; NotReady when the model is not loaded."""
+              arms: ArmQuery | None = None) -> tuple[bytes, dict]:
+        """The answer's JSON text and the call's audit record; NotReady when the model is not loaded,
+        RequestError for arms the model does not know."""
         model = self.models.get(endpoint)
         if model is None:
             raise NotReady(f"model {endpoint} is not available: {self.problems.get(endpoint, 'not loaded')}")
+        layout = model.layout if arms is None or arms.everything else arms.layout(model)
         rows = self._snapshot_rows(model, list(user_ids)) if user_ids is not None else self._record_rows(model, records)
-        X = with_offer(model, rows.X, offer) if offer else rows.X
         scored_ids = rows.ids if rows.unscored is None else [u for u, item in zip(rows.ids, rows.unscored) if item is None]
         # Rows come as JSON text; with unscored items among them, one per line to slot those in.
-        results = score_json(model.layout, X, reasons, self.settings.scoring_threads, scored_ids,
+        results = score_json(layout, rows.X, reasons, self.settings.scoring_threads, scored_ids,
                              sep=b"," if rows.unscored is None else b"\n")
         if rows.unscored is not None:
             scored = iter(results.split(b"\n"))
@@ -218,17 +220,24 @@ def _out_of_population(user_id: int | str | None, lifecycle: str, population: Po
     return orjson.dumps(out_of_population(user_id, lifecycle, population.reason))
 
 
-def with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:
-    """Set the campaign columns the uplift model was trained with to the offer asked about."""
-    spec = model.scorer.spec
-    X = X.copy()
-    for name, value in offer.items():
-        if name not in spec.names:
-            continue
-        j = spec.names.index(name)
-        if name in spec.categorical:
-            cats = spec.categorical[name]
-            X[:, j] = cats.index(value) if value in cats else np.nan
-        else:
-            X[:, j] = value
-    return X
+@dataclass(frozen=True)
+class ArmQuery:
+    """What a response call asks of the arms: which (None: all the model knows), and the value per
+    conversion and cost overrides that choose the best by net value."""
+
+    arms: list[str] | None = None
+    value: float | None = None
+    incentive_cost: dict[str, float] | None = None
+    contact_cost: dict[str, float] | None = None
+
+    @property
+    def everything(self) -> bool:
+        """The model's own answer: every arm, the best by uplift."""
+        return self.arms is None and self.value is None
+
+    def layout(self, model: ServedModel) -> Layout:
+        try:
+            scorer = model.scorer.narrowed(self.arms, self.value, self.incentive_cost, self.contact_cost)
+        except KeyError as e:
+            raise RequestError(400, "arms", "arms: the model was not trained on some of the arms named") from e
+        return model.layout.for_scorer(scorer)

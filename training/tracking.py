@@ -27,7 +27,6 @@ from scoring.pyfunc import MODEL_CONFIG, ScoringModel, score_frame
 from scoring.registry import CHALLENGER, CHAMPION
 from scoring.scorer import Scorer
 from scoring.settings import Settings
-from scoring.uplift import DEFAULT_OFFER
 from training.data.datasets import Dataset
 from training.fit.candidate import Candidate
 
@@ -163,9 +162,8 @@ def signature(scorer: Scorer, example: pd.DataFrame) -> ModelSignature:
 
 def reference_of(scorer: Scorer, ds: Dataset) -> Reference:
     """The distribution of the training rows, kept beside the model so that the service can watch
-    drift without training data; an uplift model's score is profiled for the service's default offer."""
-    fixed = {k: v for k, v in DEFAULT_OFFER.items() if k in scorer.spec.names}
-    return build_reference(scorer, ds.X_train, f"{ds.name} training rows; {ds.split}", fixed, ds.population)
+    drift without training data (an uplift model's score: the best arm's uplift)."""
+    return build_reference(scorer, ds.X_train, f"{ds.name} training rows; {ds.split}", population=ds.population)
 
 
 def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None,

@@ -11,7 +11,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from scoring.vocabulary import INCENTIVES
+from scoring.arms import INCENTIVES
 
 # Spring Festival (lunar new year's day), by Gregorian year.
 SPRING_FESTIVAL = {
@@ -71,12 +71,15 @@ CAMPAIGN_DAYS = (1, 3)
 
 
 def campaign_regressors(days: pd.DatetimeIndex, sends: pd.DataFrame) -> pd.DataFrame:
-    """Per day and incentive, 1 when a campaign of that incentive was sent CAMPAIGN_DAYS before
-    (`sends`: send_date, incentive; past campaigns, and planned ones for days ahead)."""
+    """Per day and incentive, the share of arms of that incentive in the campaigns sent CAMPAIGN_DAYS
+    before (`sends`: send_date, incentive, share; past campaigns, and planned ones for days ahead)."""
     first, last = CAMPAIGN_DAYS
     out = {}
     for incentive in INCENTIVES:
-        sent = pd.DatetimeIndex(sends.loc[sends["incentive"] == incentive, "send_date"])
-        after = {d + pd.Timedelta(days=k) for d in sent for k in range(first, last + 1)}
-        out[f"campaign_{incentive}"] = days.isin(list(after)).astype(float)
+        rows = sends[sends["incentive"] == incentive]
+        shares = pd.Series(0.0, index=days)
+        for k in range(first, last + 1):
+            after = rows.groupby(pd.DatetimeIndex(rows["send_date"]) + pd.Timedelta(days=k))["share"].sum()
+            shares = shares.add(after.reindex(days, fill_value=0.0))
+        out[f"campaign_{incentive}"] = shares.to_numpy()
     return pd.DataFrame(out, index=days)

@@ -18,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from scoring.vocabulary import CATEGORICAL, GRAPH_FEATURES, PROTECTED
+from training.data.contact_features import CONTACT_AGGREGATES, CONTACT_COLUMNS
 from training.data.schema import DEFAULT_DPD, DEFAULT_WITHIN_DAYS, TABLES
 
 FEATURE_SQL = """
@@ -73,14 +74,28 @@ txn AS (
 camp AS (
     -- A send's 7-day outcome is only known once the week is over.
     SELECT a.user_id,
-        sum(CASE WHEN a.treatment THEN 1 ELSE 0 END) AS camp_treated_all,
-        sum(CASE WHEN a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
-        sum(CASE WHEN NOT a.treatment THEN 1 ELSE 0 END) AS camp_control_all,
-        sum(CASE WHEN NOT a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
-        sum(CASE WHEN a.treatment AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30
+        sum(CASE WHEN a.arm <> 'control' THEN 1 ELSE 0 END) AS camp_treated_all,
+        sum(CASE WHEN a.arm <> 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
+        sum(CASE WHEN a.arm = 'control' THEN 1 ELSE 0 END) AS camp_control_all,
+        sum(CASE WHEN a.arm = 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
+        sum(CASE WHEN a.arm <> 'control' AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30,
+        -- Conversions under an incentive (not a plain reminder): how the user has used offers before.
+        sum(CASE WHEN a.arm <> 'control' AND a.arm NOT LIKE 'none/%' AND a.converted THEN 1 ELSE 0 END)
+            AS camp_conv_incentive_all
     FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
     WHERE c.send_date < {as_of} - INTERVAL 7 DAY
     GROUP BY a.user_id
+),
+cont AS (
+    SELECT user_id,
+{contact_aggregates}
+    FROM (
+        SELECT user_id, contact_time, channel, opened, CAST(contact_time AS DATE) AS contact_date,
+            CASE WHEN EXTRACT(HOUR FROM contact_time) < 11 THEN 'morning'
+                 WHEN EXTRACT(HOUR FROM contact_time) < 15 THEN 'noon' ELSE 'evening' END AS send_window
+        FROM contacts WHERE contact_time < {as_of}
+    ) sends
+    GROUP BY user_id
 ),
 -- An instalment's days past due as of the as-of date: at its payment if paid before, else still running.
 inst AS (
@@ -194,6 +209,8 @@ SELECT
     coalesce(camp.camp_control_all, 0) AS camp_control_all,
     coalesce(camp.camp_conv_control_all, 0) AS camp_conv_control_all,
     coalesce(camp.camp_treated_30, 0) AS camp_treated_30,
+    coalesce(camp.camp_conv_incentive_all, 0) AS camp_conv_incentive_all,
+{contact_columns}
     coalesce(borrowing.loan_apps_all, 0) AS loan_apps_all,
     coalesce(borrowing.loan_apps_90, 0) AS loan_apps_90,
     coalesce(borrowing.loan_defaults_known, 0) AS loan_defaults_known,
@@ -227,6 +244,7 @@ FROM pop p
 LEFT JOIN act ON act.user_id = p.user_id
 LEFT JOIN txn ON txn.user_id = p.user_id
 LEFT JOIN camp ON camp.user_id = p.user_id
+LEFT JOIN cont ON cont.user_id = p.user_id
 LEFT JOIN borrowing ON borrowing.user_id = p.user_id
 LEFT JOIN delinquency ON delinquency.user_id = p.user_id
 LEFT JOIN dev ON dev.device_id = p.device_id
@@ -290,8 +308,7 @@ ORDER BY pop.user_id
 """
 
 RESPONSE_SQL = """
-SELECT a.user_id, a.campaign_id, c.incentive, c.channel, c.send_hour,
-    CAST(a.treatment AS INTEGER) AS treatment, CAST(a.converted AS INTEGER) AS converted
+SELECT a.user_id, a.campaign_id, a.arm, CAST(a.converted AS INTEGER) AS converted
 FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
 JOIN users u ON u.user_id = a.user_id
 WHERE c.send_date >= {as_of} AND c.send_date < {as_of} + INTERVAL {window} DAY AND u.signup_date < {as_of}
@@ -324,8 +341,9 @@ def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray
 
 
 def feature_sql(as_of: date) -> str:
-    """The feature SQL as of a date, as DuckDB runs it (Spark runs it transpiled)."""
-    return FEATURE_SQL.format(as_of=date_literal(as_of), default_dpd=DEFAULT_DPD)
+    """The feature SQL as of a date, its contact aggregates filled in, as DuckDB runs it (Spark runs it transpiled)."""
+    sql = FEATURE_SQL.replace("{contact_aggregates}", CONTACT_AGGREGATES).replace("{contact_columns}", CONTACT_COLUMNS)
+    return sql.format(as_of=date_literal(as_of), default_dpd=DEFAULT_DPD)
 
 
 def label_sql(as_of: date, window: int, data_end: date) -> str:

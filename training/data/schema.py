@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, INCENTIVES
+from scoring.arms import ARMS, CONTACT_CHANNELS, CONTROL
+from scoring.vocabulary import ACQUISITION_CHANNELS
 
 
 # User ids are whole numbers or text, as the bank's warehouse has them: every user-id column takes
@@ -105,28 +106,43 @@ TRANSACTIONS = Table(
     ),
 )
 
+# An assignment's arm: `incentive/channel/window` (scoring.arms) or `control` (not contacted).
+ARM_VALUES = (*(a.id for a in ARMS), CONTROL)
+
 CAMPAIGNS = Table(
     "campaigns",
-    "Randomised marketing campaigns.",
+    "Randomised multi-arm marketing campaigns: each user targeted is assigned control or one arm at random.",
     ("campaign_id",),
     (
         Column("campaign_id", "INTEGER", "Campaign identifier."),
-        Column("send_date", "DATE", "Day the incentive was sent."),
-        Column("incentive", "VARCHAR", "Incentive type.", allowed=INCENTIVES),
-        Column("channel", "VARCHAR", "Contact channel.", allowed=CONTACT_CHANNELS),
-        Column("send_hour", "SMALLINT", "Hour of day of the send.", min=0, max=23),
+        Column("send_date", "DATE", "Day the campaign was sent."),
+        Column("arms", "SMALLINT", "Arms randomised over besides control.", min=1, max=len(ARMS)),
     ),
 )
 
 ASSIGNMENTS = Table(
     "campaign_assignments",
-    "Users in a campaign, randomly assigned to treatment or control, with the 7-day outcome.",
+    "Users in a campaign, each randomly assigned an arm or control, with the 7-day outcome.",
     ("campaign_id", "user_id"),
     (
         Column("campaign_id", "INTEGER", "Campaign."),
         Column("user_id", USER_ID, "User."),
-        Column("treatment", "BOOLEAN", "True when the incentive was sent (random assignment)."),
+        Column("arm", "VARCHAR", "incentive/channel/window, or control (random assignment).", allowed=ARM_VALUES),
         Column("converted", "BOOLEAN", "Converted within 7 days of the send date."),
+    ),
+)
+
+CONTACTS = Table(
+    "contacts",
+    "Every send of every campaign: when, which arm and channel, and whether it was opened (a call answered).",
+    ("user_id", "campaign_id"),
+    (
+        Column("user_id", USER_ID, "User contacted."),
+        Column("contact_time", "TIMESTAMP", "Time of the send (local)."),
+        Column("campaign_id", "INTEGER", "Campaign."),
+        Column("arm", "VARCHAR", "Arm sent.", allowed=ARM_VALUES[:-1]),
+        Column("channel", "VARCHAR", "Contact channel.", allowed=CONTACT_CHANNELS),
+        Column("opened", "BOOLEAN", "Opened: a push or link tapped, a call answered."),
     ),
 )
 
@@ -174,7 +190,8 @@ ABUSE_REPORTS = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, LOANS, INSTALMENTS, ABUSE_REPORTS)
+    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, CONTACTS, LOANS, INSTALMENTS,
+                        ABUSE_REPORTS)
 }
 
 
@@ -210,10 +227,10 @@ def validate(table: Table, df: pd.DataFrame) -> list[str]:
                 problems.append(f"{table.name}.{col.name}: below {col.min}, {rows(num < col.min)}")
             if col.max is not None and (num > col.max).any():
                 problems.append(f"{table.name}.{col.name}: above {col.max}, {rows(num > col.max)}")
-        elif col.dtype == "DATE":
+        elif col.dtype in ("DATE", "TIMESTAMP"):
             bad = pd.to_datetime(present, errors="coerce").isna()
             if bad.any():
-                problems.append(f"{table.name}.{col.name}: not a date, {rows(bad)}")
+                problems.append(f"{table.name}.{col.name}: not a {col.dtype.lower()}, {rows(bad)}")
         elif col.dtype == USER_ID:
             bad = present.astype(str).str.strip() == ""
             if bad.any():

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
 from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift, draw_shares
 from training.data.simulate_loans import simulate_loans
 from training.data.simulate_tables import (
@@ -30,13 +29,9 @@ from training.data.simulate_tables import (
     assemble,
     users_frame,
 )
+from training.data.arm_response import draw_traits
+from training.data.simulate_campaigns import RECENT_ACTIVE_DAYS, CampaignLog, campaign_tables, is_campaign_day
 
-# Campaign effects: multipliers of the incentive's uplift by type and channel.
-INCENTIVE_GAIN = {"red_packet": 1.0, "coupon": 0.7, "interest_free": 1.3}
-CHANNEL_GAIN = {"push": 0.8, "sms": 1.0, "phone": 1.4, "wechat": 1.1}
-PUT_OFF_CHANNELS = ("sms", "phone")
-CAMPAIGN_EVERY_DAYS = 7
-CAMPAIGN_REACH = 0.25
 MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
 # Users decide to leave at boundaries every CHURN_PERIOD_DAYS counted back from the end of the
 # data, so the default snapshots fall on boundaries and the decision is not known before them.
@@ -323,33 +318,16 @@ def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r
     add(offer, t, "offer_redeem", np.full(len(offer), OFFER_AMOUNT))
 
 
-def _campaign(rng: np.random.Generator, pop: Population, t: int, alive: np.ndarray, events: Events) -> None:
-    """One campaign to a random share of the recently active, half of them treated."""
-    lat, campaign_id = pop.lat, len(events.campaigns)
-    eligible = alive[(t - pop.last_active[alive] <= 30) & (lat.signup[alive] < t)]
-    target = eligible[rng.random(len(eligible)) < CAMPAIGN_REACH]
-    incentive = INCENTIVES[campaign_id % len(INCENTIVES)]
-    channel = CONTACT_CHANNELS[rng.integers(0, len(CONTACT_CHANNELS))]
-    events.campaigns.append((campaign_id, t, incentive, channel, int(rng.integers(8, 22))))
-    treat = rng.random(len(target)) < 0.5
-    # Engaged, valuable users convert anyway; the price-sensitive convert because of the incentive.
-    p_c = sigmoid(-4.6 + 1.1 * lat.z_e[target] + 0.45 * np.log(lat.value[target] / 50))
-    gain = (0.16 * sigmoid(3.0 * (lat.z_p[target] - 1.0)) * sigmoid(-lat.z_e[target])
-            * INCENTIVE_GAIN[incentive] * CHANNEL_GAIN[channel])
-    put_off = (lat.z_f[target] > 1.6) & (channel in PUT_OFF_CHANNELS)
-    p_t = np.where(put_off, p_c * 0.3, np.clip(p_c + gain, 0, 0.95))
-    conv = rng.random(len(target)) < np.where(treat, p_t, p_c)
-    events.assignments.append((np.full(len(target), campaign_id), target, treat, conv, p_t, p_c))
-
-
-def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events, lift: float) -> None:
+def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events, lift: float,
+         campaigns: CampaignLog) -> None:
     if is_boundary(t, days):
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
     r = rng.random((len(act), 3))  # per active user: fund purchase, loan draw, repayment
-    _money(rng, pop, t, act, r, events, lift * campaign_lift(events.campaigns, t, CAMPAIGN_EVERY_DAYS))
-    if t % CAMPAIGN_EVERY_DAYS == 3:
-        _campaign(rng, pop, t, alive, events)
+    _money(rng, pop, t, act, r, events, lift * campaign_lift(campaigns.sends(), t))
+    if is_campaign_day(t):
+        eligible = alive[(t - pop.last_active[alive] <= RECENT_ACTIVE_DAYS) & (pop.lat.signup[alive] < t)]
+        campaigns.send(t, eligible, len(pop.lat.signup))
 
 
 def _abuse(cfg: SimConfig, users: pd.DataFrame, lat: Latent) -> Abuse:
@@ -376,12 +354,18 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     users, lat = _users(rng, cfg)
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
+    traits = draw_traits(np.random.default_rng(cfg.seed + 2), lat.z_e, lat.z_p, lat.z_f, lat.value,
+                         users["age"].to_numpy(), users["city_tier"].to_numpy(), users["credit_line"].to_numpy())
+    campaigns = CampaignLog.start(traits, cfg.seed + 3)  # generators of their own, apart from the world's
     _before_window(rng, pop, events)
     for t, lift in enumerate(tqdm(calendar_lift(cfg.start, cfg.days), desc="simulate days", disable=not progress,
                                   unit="day")):
-        _day(rng, pop, t, cfg.days, events, lift)
+        _day(rng, pop, t, cfg.days, events, lift, campaigns)
     book = simulate_loans(cfg.seed, pop, cfg.days)
     tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book)
+    more_tables, more_truth = campaign_tables(campaigns, users["user_id"].to_numpy(), np.datetime64(cfg.start, "D"))
+    tables.update(more_tables)
+    truth.update(more_truth)
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}
     return World(tables=tables, truth=truth, meta=meta)

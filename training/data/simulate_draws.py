@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from training.data import calendar
+from training.data.simulate_campaigns import CAMPAIGN_WEEKDAYS
 
 # Daily draw-down volume: the calendar's factor (training/data/calendar.py), the lift of a recent
 # campaign by incentive, and a growth trend of DRAW_GROWTH a year centred on the window's middle;
 # each has a mean of about 1, so the draw probability keeps its mean (BASE_DRAW_P) and other models
 # their data.
 BASE_DRAW_P = 0.02
-CAMPAIGN_DRAW_LIFT = {"red_packet": 0.05, "coupon": 0.10, "interest_free": 0.35}
+CAMPAIGN_DRAW_LIFT = {"red_packet": 0.05, "coupon": 0.10, "interest_free": 0.35, "none": 0.0}
 DRAW_GROWTH = 0.20
 
 
@@ -25,13 +26,14 @@ def calendar_lift(start: date, days: int) -> np.ndarray:
     return calendar.multiplier(pd.date_range(start, periods=days)) * growth
 
 
-def campaign_lift(campaigns: list[tuple], t: int, every_days: int) -> float:
-    """Day t's factor from the campaigns sent calendar.CAMPAIGN_DAYS before, divided by its mean over
-    the cycle of one campaign every `every_days` so that campaigns move draw-downs in time rather than
-    add to them."""
+def campaign_lift(sends: list[tuple[int, list[str]]], t: int) -> float:
+    """Day t's factor from the campaigns sent calendar.CAMPAIGN_DAYS before (`sends`: each one's day and
+    its arms' incentives; a campaign lifts by its arms' mean), divided by its mean over the campaign
+    calendar so that campaigns move draw-downs in time rather than add to them."""
     first, last = calendar.CAMPAIGN_DAYS
-    lift = sum(CAMPAIGN_DRAW_LIFT[c[2]] for c in campaigns if first <= t - c[1] <= last)
-    mean = (last - first + 1) / every_days * np.mean(list(CAMPAIGN_DRAW_LIFT.values()))
+    lift = sum(np.mean([CAMPAIGN_DRAW_LIFT[i] for i in incentives]) for day, incentives in sends
+               if first <= t - day <= last)
+    mean = (last - first + 1) * len(CAMPAIGN_WEEKDAYS) / 7 * np.mean(list(CAMPAIGN_DRAW_LIFT.values()))
     return (1 + lift) / (1 + mean)
 
 

@@ -125,8 +125,6 @@ class Events:
 
     activity: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     transactions: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    assignments: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    campaigns: list[tuple[int, int, str, str, int]] = field(default_factory=list)
 
     def add_activity(self, idx: np.ndarray, day: np.ndarray, launches: np.ndarray, pv: np.ndarray,
                      msg: np.ndarray) -> None:
@@ -210,26 +208,6 @@ def _transactions_table(rows: list[tuple], uid: np.ndarray, start: np.datetime64
     )
 
 
-def _campaigns_table(rows: list[tuple[int, int, str, str, int]], start: np.datetime64) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "campaign_id": np.array([c[0] for c in rows], dtype=np.int32),
-            "send_date": _day_to_date(start, np.array([c[1] for c in rows])),
-            "incentive": [c[2] for c in rows],
-            "channel": [c[3] for c in rows],
-            "send_hour": np.array([c[4] for c in rows], dtype=np.int16),
-        }
-    )
-
-
-def _assignment_tables(rows: list[tuple], uid: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The assignments as the warehouse holds them, and each one's conversion probabilities (truth)."""
-    keys = {"campaign_id": _cat(rows, 0).astype(np.int32), "user_id": uid[_cat(rows, 1)]}
-    table = pd.DataFrame({**keys, "treatment": _cat(rows, 2), "converted": _cat(rows, 3)})
-    truth = pd.DataFrame({**keys, "p_treated": _cat(rows, 4), "p_control": _cat(rows, 5)})
-    return table, truth
-
-
 def _loan_tables(book: LoanBook, uid: np.ndarray, start: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The loans, their instalments as far as the data reaches, and each loan's true default probability (truth)."""
     loan_id = np.arange(1, len(book.user) + 1, dtype=np.int64)
@@ -280,19 +258,16 @@ def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, eve
     """The warehouse tables (the contract) and the ground-truth tables."""
     day0 = np.datetime64(start, "D")
     uid = users["user_id"].to_numpy()
-    assignments, assignments_truth = _assignment_tables(events.assignments, uid)
     loans, instalments, loans_truth = _loan_tables(book, uid, day0)
     tables = {
         "users": _users_table(users, day0),
         "daily_activity": _activity_table(events.activity, uid, day0),
         "transactions": _transactions_table(events.transactions, uid, day0),
-        "campaigns": _campaigns_table(events.campaigns, day0),
-        "campaign_assignments": assignments,
         "loans": loans,
         "instalments": instalments,
         "abuse_reports": pd.DataFrame({"user_id": uid[abuse.confirmed],
                                        "reported_date": _day_to_date(day0, abuse.report_day[abuse.confirmed])}),
     }
-    truth = {"campaign_assignments": assignments_truth, "loans": loans_truth,
+    truth = {"loans": loans_truth,
              "users": _users_truth(uid, latent, churn, abuse)}
     return tables, truth

@@ -29,9 +29,19 @@ def daily_draws(con: duckdb.DuckDBPyConnection) -> pd.Series:
     return pd.Series(frame["volume"].to_numpy(float), index=pd.DatetimeIndex(frame["day"]), name="volume")
 
 
+CAMPAIGN_SENDS = """
+SELECT c.send_date, split_part(a.arm, '/', 1) AS incentive,
+    count(DISTINCT a.arm) * 1.0 / c.arms AS share
+FROM campaigns c JOIN campaign_assignments a ON a.campaign_id = c.campaign_id
+WHERE a.arm <> 'control'
+GROUP BY c.campaign_id, c.send_date, c.arms, incentive
+ORDER BY c.send_date, incentive
+"""
+
+
 def campaign_sends(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every campaign's send date and incentive."""
-    frame = con.execute("SELECT send_date, incentive FROM campaigns ORDER BY send_date").df()
+    """Every campaign's send date and incentives, each with its share of the campaign's arms."""
+    frame = con.execute(CAMPAIGN_SENDS).df()
     return frame.assign(send_date=pd.to_datetime(frame["send_date"]))
 
 

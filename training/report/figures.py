@@ -19,10 +19,10 @@ Z95 = 1.96
 
 
 def campaigns(groups: pd.DataFrame, conversion_value: float) -> pd.DataFrame:
-    """Per campaign: reach, conversion of treated and control, the incremental conversion with its 95%
-    interval, cost (each send's contact, each treated conversion's incentive) and ROI of the incremental
-    conversions at `conversion_value` CNY each."""
-    wide = groups.pivot_table(index=["campaign_id", "send_date", "incentive", "channel"], columns="arm",
+    """Per campaign and arm: reach, conversion of the arm and of the campaign's control, the incremental
+    conversion with its 95% interval, cost (each send's contact, each of the arm's conversions' incentive)
+    and ROI of the incremental conversions at `conversion_value` CNY each."""
+    wide = groups.pivot_table(index=["campaign_id", "send_date", "incentive", "channel", "send_window"], columns="arm",
                               values=["users", "conversions"], aggfunc="sum", fill_value=0)
     out = pd.DataFrame({"reach": wide["users"]["treated"], "control": wide["users"]["control"]})
     out["conversion"] = wide["conversions"]["treated"] / out["reach"]

@@ -77,9 +77,9 @@ def render(r: Report) -> str:
          _img("retention", r.plots["retention"]) + _table(r.tables["retention"])),
         ("Lifecycle × value grid", "Users per cell as of the date, and the change from 30 days before.",
          _img("grid", r.plots["grid"]) + _table(r.tables["grid"], True) + _table(r.tables["grid_movement"], True)),
-        ("Campaigns", "Treated against randomised control; cost = sends × contact cost + treated conversions × "
-         "incentive cost (scoring/arms.py); ROI of the incremental conversions. Read from today's campaign tables "
-         "(a treatment flag per user): one SQL block (CAMPAIGN_GROUPS) changes when assignments name arms.",
+        ("Campaigns", "Each arm against its campaign's randomised control; cost = sends × contact cost + the arm's conversions × "
+         "incentive cost (scoring/arms.py); ROI of the incremental conversions. One row per campaign and arm, "
+         "against the campaign's own randomised control.",
          _img("campaigns", r.plots["campaigns"]) + _table(r.tables["by_channel"]) + _table(r.tables["by_incentive"])
          + _table(r.tables["campaigns"])),
     ]

@@ -96,14 +96,22 @@ SELECT CASE WHEN tenure < 30 THEN 'new' WHEN silent < 7 THEN 'active' WHEN silen
 FROM u, q GROUP BY ALL
 """
 
-# The campaign section's one input, per campaign and group: today's tables (a treatment flag). When the
-# campaign tables name an arm or `control` per user and keep a contacts table of every send, this
-# block alone changes: `arm` becomes the assignment's arm, with incentive and channel read from it.
+# The campaign section's one input: per campaign and arm (incentive/channel/window), its users and
+# conversions ('treated') beside those of the campaign's randomised control ('control').
 CAMPAIGN_GROUPS = """
-SELECT c.campaign_id, c.send_date, c.incentive, c.channel,
-       CASE WHEN a.treatment THEN 'treated' ELSE 'control' END AS arm,
-       count(*) AS users, sum(CAST(a.converted AS INT)) AS conversions
-FROM campaigns c JOIN campaign_assignments a USING (campaign_id)
-WHERE c.send_date < $as_of - 7
-GROUP BY ALL
+WITH g AS (
+    SELECT a.campaign_id, c.send_date, a.arm, count(*) AS users, sum(CAST(a.converted AS INT)) AS conversions
+    FROM campaigns c JOIN campaign_assignments a USING (campaign_id)
+    WHERE c.send_date < $as_of - 7
+    GROUP BY ALL
+),
+arms AS (
+    SELECT campaign_id, send_date, split_part(arm, '/', 1) AS incentive, split_part(arm, '/', 2) AS channel,
+           split_part(arm, '/', 3) AS send_window, users, conversions
+    FROM g WHERE arm <> 'control'
+)
+SELECT campaign_id, send_date, incentive, channel, send_window, 'treated' AS arm, users, conversions FROM arms
+UNION ALL
+SELECT a.campaign_id, a.send_date, a.incentive, a.channel, a.send_window, 'control', g.users, g.conversions
+FROM arms a JOIN g ON g.campaign_id = a.campaign_id AND g.arm = 'control'
 """

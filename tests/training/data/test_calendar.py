@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from training.data import calendar
-from training.data.simulate import CAMPAIGN_EVERY_DAYS
+from scoring.arms import INCENTIVES
+from training.data.simulate_campaigns import CAMPAIGN_WEEKDAYS
 from training.data.simulate_draws import calendar_lift, campaign_lift
 
 
@@ -40,6 +41,6 @@ def test_a_year_without_a_festival_date_is_refused():
 
 def test_the_simulators_draw_factors_average_about_one():
     assert calendar_lift(date(2025, 1, 1), 760).mean() == pytest.approx(1, abs=0.03)
-    campaigns = [(i, t, ("red_packet", "coupon", "interest_free")[i % 3]) for i, t in enumerate(range(3, 760, 7))]
-    lifts = [campaign_lift(campaigns, t, CAMPAIGN_EVERY_DAYS) for t in range(10, 10 + 21 * CAMPAIGN_EVERY_DAYS)]
+    sends = [(t, list(INCENTIVES)) for t in range(760) if t % 7 in CAMPAIGN_WEEKDAYS]
+    lifts = [campaign_lift(sends, t) for t in range(10, 10 + 21 * 7)]
     assert np.mean(lifts) == pytest.approx(1, abs=0.01)

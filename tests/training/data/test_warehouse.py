@@ -36,6 +36,21 @@ def test_valid_files_load(export, tmp_path, settings):
 
     with duckdb.connect(str(target.warehouse_db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM daily_activity").fetchone()[0] == counts["daily_activity"]
+        # Contacts came as CSV: their times are timestamps again, to the minute.
+        first = con.execute("SELECT min(contact_time), typeof(min(contact_time)) FROM contacts").fetchone()
+    assert counts["contacts"] == len(pd.read_parquet(settings.warehouse_dir / "contacts.parquet")) > 0
+    assert first[1] == "TIMESTAMP" and first[0].hour >= 8
+
+
+def test_bad_contacts_are_refused(export, tmp_path):
+    contacts = pd.read_csv(export / "contacts.csv")
+    contacts.loc[2, "arm"] = "red_packet/fax/morning"
+    contacts.loc[4, "contact_time"] = "yesterday"
+    contacts.to_csv(export / "contacts.csv", index=False)
+    with pytest.raises(ContractError) as err:
+        load_dir(export, make_settings(tmp_path / "target"))
+    assert "contacts.arm: values outside" in str(err.value) and "[2]" in str(err.value)
+    assert "contacts.contact_time: not a timestamp, 1 rows (first: [4])" in str(err.value)
 
 
 def test_bad_values_are_refused_naming_table_column_and_rows(export, tmp_path):

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.vocabulary import INCENTIVES
+from scoring.arms import INCENTIVES
 from training.data import calendar
 from training.forecast import backtest, series
 from training.forecast.models import FORECASTERS
 
 DAYS = pd.date_range("2025-01-01", periods=760)
-SENDS = pd.DataFrame({"send_date": DAYS[3::7], "incentive": [INCENTIVES[i % 3] for i in range(len(DAYS[3::7]))]})
+SENDS = pd.DataFrame({"send_date": DAYS[3::7], "incentive": [INCENTIVES[i % 3] for i in range(len(DAYS[3::7]))], "share": 1.0})
 
 
 def made_up_volume(seed: int = 0) -> pd.Series:

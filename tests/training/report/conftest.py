@@ -32,14 +32,16 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
     txn += [(u[0], pd.Timestamp(d), "loan_draw", 500.0) for u in USERS for d in u[5]]
     txn = pd.DataFrame(txn, columns=["user_id", "txn_date", "txn_type", "amount"])
     txn = txn.assign(txn_id=range(1, len(txn) + 1), days_late=pd.array([None] * len(txn), dtype="Int64"))
-    campaigns = pd.DataFrame({"campaign_id": [1], "send_date": [pd.Timestamp("2026-02-01")], "incentive": ["coupon"],
-                              "channel": ["sms"], "send_hour": [10]})
-    assignments = pd.DataFrame({"campaign_id": 1, "user_id": [1, 2, 3, 4], "treatment": [True, True, False, False],
+    campaigns = pd.DataFrame({"campaign_id": [1], "send_date": [pd.Timestamp("2026-02-01")], "arms": [1]})
+    assignments = pd.DataFrame({"campaign_id": 1, "user_id": [1, 2, 3, 4],
+                                "arm": ["coupon/sms/noon", "coupon/sms/noon", "control", "control"],
                                 "converted": [True, False, False, False]})
-    empty = {name: pd.DataFrame({c.name: pd.Series(dtype="datetime64[s]" if c.dtype == "DATE" else "float")
+    contacts = pd.DataFrame({"user_id": [1, 2], "contact_time": pd.Timestamp("2026-02-01 12:00"), "campaign_id": 1,
+                             "arm": "coupon/sms/noon", "channel": "sms", "opened": [True, False]})
+    empty = {name: pd.DataFrame({c.name: pd.Series(dtype="datetime64[s]" if c.dtype in ("DATE", "TIMESTAMP") else "float")
                                  for c in TABLES[name].columns}) for name in ("loans", "instalments", "abuse_reports")}
     return {"users": users, "daily_activity": act, "transactions": txn, "campaigns": campaigns,
-            "campaign_assignments": assignments, **empty}
+            "campaign_assignments": assignments, "contacts": contacts, **empty}
 
 
 @pytest.fixture()
