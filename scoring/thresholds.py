@@ -33,3 +33,7 @@ SORTED_SEARCH_IDS = 256
 # `make bench`) with the clusters searched per query below.
 EXACT_INDEX_BELOW = 200_000
 IVF_NPROBE = 24
+# Up to this many candidate (user, arm) pairs a plan is solved exactly by `scipy.optimize.milp`
+# (HiGHS), within the time limit; above it by the Lagrangian threshold (scoring/optimise.py).
+MILP_MAX_PAIRS = 20_000
+MILP_TIME_LIMIT_S = 10.0
