@@ -391,7 +391,7 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     _before_window(rng, pop, events)
     for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
         _day(rng, pop, t, cfg.days, events)
-    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat))
+    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), cfg.days)
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}
     return World(tables=tables, truth=truth, meta=meta)

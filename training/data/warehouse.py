@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring.settings import Settings
-from training.data.schema import TABLES, validate
+from training.data.schema import TABLES, USER_ID, Table, validate
 from training.data.simulate import World
 
 
@@ -76,6 +76,9 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
     problems: list[str] = []
     for name, table in TABLES.items():
         found = [p for p in (src / f"{name}.parquet", src / f"{name}.csv") if p.exists()]
+        if not found and table.optional:
+            frames[name] = empty_table(table, frames)
+            continue
         if not found:
             problems.append(f"{name}: no {name}.parquet or {name}.csv in {src}")
             continue
@@ -91,6 +94,14 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
         raise ContractError("data does not meet the warehouse contract:\n  " + "\n  ".join(problems))
     write_tables(frames, settings)
     return {name: len(df) for name, df in frames.items()}
+
+
+def empty_table(table: Table, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """An optional table's rows when a warehouse has none: typed as its columns are (ids as users' are)."""
+    users = frames.get("users")
+    id_dtype = users["user_id"].dtype if users is not None else "int64"
+    kinds = {"DATE": "datetime64[s]", "VARCHAR": "str", USER_ID: id_dtype}
+    return pd.DataFrame({c.name: pd.Series([], dtype=kinds.get(c.dtype, "float64")) for c in table.columns})
 
 
 def data_end(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:
