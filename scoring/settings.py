@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     # Each worker scores this many snapshot rows with every model at start to measure drift.
     drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
 
+    # Contact caps count the sends of this many days (the plan's send date among them).
+    contact_window_days: int = Field(30, ge=1)
+
+    @property
+    def plans_db(self) -> Path:
+        """The campaign plan store (scoring/plans.py)."""
+        return self.data_dir / "plans.sqlite"
+
     @property
     def warehouse_dir(self) -> Path:
         return self.data_dir / "warehouse"
