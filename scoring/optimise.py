@@ -26,6 +26,8 @@ SPEND_TOLERANCE = 1e-4
 PRICE_SAMPLE_USERS = 50_000
 # How far a price bracket grows per step: from nothing, and from a sample's price.
 COLD_GROWTH, WARM_GROWTH = 4.0, 1.05
+# Leftover budget below this share is not filled after the prices' plan.
+FILL_MIN_ROOM = 1e-3
 # Rounds stop once the plan is within this share of the bound.
 GAP_TOLERANCE = 1e-3
 
@@ -168,9 +170,9 @@ class _Lagrangian:
     def __init__(self, problem: Problem, users: np.ndarray, useful: np.ndarray, share: float = 1.0):
         self.users = users
         every = len(users) == problem.shape[0]
-        self.value = (problem.value if every else problem.value[users]).T.astype(np.float32)
+        self.value = np.array((problem.value if every else problem.value[users]).T, dtype=np.float32, order="C")
         self.value[~(useful if every else useful[users]).T] = -np.inf
-        self.cost = (problem.cost if every else problem.cost[users]).T.astype(np.float32)
+        self.cost = np.array((problem.cost if every else problem.cost[users]).T, dtype=np.float32, order="C")
         self.groups = [np.flatnonzero(problem.channel == c) for c in range(len(problem.capacity))]
         # A sample of the users stands for all of them with the budget and capacities scaled alike.
         self.budget = problem.budget * share
@@ -314,7 +316,8 @@ def _fill(problem: Problem, lg: _Lagrangian, arm: np.ndarray) -> np.ndarray:
     _, spend, load = evaluate(problem, arm)
     room = problem.budget - spend
     free = arm[lg.users] == NONE
-    if room <= 0 or not free.any():
+    # What the bisection leaves unspent is within its tolerance: not worth a pass over every free user.
+    if room <= FILL_MIN_ROOM * problem.budget or not free.any():
         return arm
     open_channel = load + 1 <= problem.capacity
     value = np.where(open_channel[problem.channel][None, :], lg.value[:, free].T, -np.inf)
