@@ -13,6 +13,7 @@ import orjson
 import pandas as pd
 
 from scoring.answer_json import score_json
+from scoring.campaign import Planning, build_planning
 from scoring.artifacts import verify_folder
 from scoring.drift import read_previous, report
 from scoring.lookalike import Lookalike
@@ -40,6 +41,7 @@ class Worker:
     pseudonyms: PseudonymTable | None = None
     answer_tail: bytes = b"]}"
     drift: dict | None = None  # the serving snapshot's drift report (scoring.drift.report), measured once
+    planning: Planning | None = None  # per-arm probabilities and the rest campaign plans need, computed once
 
     @classmethod
     def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict) -> Worker:
@@ -57,6 +59,7 @@ class Worker:
             if "abuse" in w.models:
                 w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
             w._guard("drift", w._measure_drift)
+            w._guard("campaigns", w._load_planning)
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
 
@@ -94,6 +97,10 @@ class Worker:
         previous = read_previous(self.snapshot_path, manifest)
         models = {e: (m.identity, m.scorer, m.reference) for e, m in self.models.items()}
         self.drift = report(self.snapshot.as_of, self.snapshot.frame, models, previous, self.settings.drift_rows)
+
+    def _load_planning(self) -> None:
+        models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
+        self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
 
     def _load_model(self, endpoint: str, ref) -> None:
         def load() -> None:
@@ -140,7 +147,7 @@ class Worker:
             X, found = self._record_rows(model, records), None
             audit_ids = {"user_ids": [u for u in id_list if u is not None]}
         if offer:
-            X = with_offer(model, X, offer)
+            X = model.scorer.spec.with_values(X, offer)  # the campaign columns: the offer asked about
         scored_ids = id_list if found is None else [u for u, ok in zip(id_list, found) if ok]
         # Rows come as JSON text; with unknown ids among them, one per line to slot the errors in.
         results = score_json(model.layout, X, reasons, self.settings.scoring_threads, scored_ids,
@@ -175,18 +182,3 @@ class Worker:
             return np.take(model.matrix, pos, axis=0), None, self.pseudonyms.at(pos)  # take: half the time of X[pos]
         return np.take(model.matrix, pos[found], axis=0), found.tolist(), self.pseudonyms.of(user_ids, pos, found)
 
-
-def with_offer(model: ServedModel, X: np.ndarray, offer: dict) -> np.ndarray:
-    """Set the campaign columns the uplift model was trained with to the offer asked about."""
-    spec = model.scorer.spec
-    X = X.copy()
-    for name, value in offer.items():
-        if name not in spec.names:
-            continue
-        j = spec.names.index(name)
-        if name in spec.categorical:
-            cats = spec.categorical[name]
-            X[:, j] = cats.index(value) if value in cats else np.nan
-        else:
-            X[:, j] = value
-    return X
