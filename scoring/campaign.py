@@ -176,7 +176,7 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     rows, unknown = audience(p, req)
     held = held_sends(p, store, rows, req, window_days)
     eligible, excluded = eligibility(p, req, campaign, rows, held)
-    user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows] if req.objective == "value" else None
+    user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
     planned = plan(p.table, rows, campaign, eligible, user_value)
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
          "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segments[rows]),
@@ -190,7 +190,7 @@ def assignment_rows(p: Planning, planned, campaign: Campaign, req: PlanRequest) 
     chosen = np.flatnonzero(planned.arm != NONE)
     arm = planned.arm[chosen]
     arms = campaign.arms
-    net = planned.value[chosen] - (planned.cost[chosen] if campaign.objective == "value" else 0.0)
+    net = planned.value[chosen] - planned.cost[chosen]
     uplift = planned.uplift[chosen]
     segment = pd.Series(p.segments[planned.rows[chosen]], dtype="str")
     # Why this user and arm: the segment, and the arm's expected uplift against the others allowed.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, sparse
 
-from scoring.thresholds import MILP_MAX_PAIRS, MILP_TIME_LIMIT_S
+from scoring.thresholds import MILP_MAX_PAIRS, MILP_REL_GAP, MILP_TIME_LIMIT_S
 
 NONE = -1  # no arm for this user
 BISECTION_STEPS = 40
@@ -132,7 +132,7 @@ def _milp(problem: Problem, useful: np.ndarray) -> Solution:
         upper.append(problem.capacity[capped])
     constraint = optimize.LinearConstraint(sparse.vstack(blocks), -np.inf, np.concatenate(upper))
     result = optimize.milp(-value, constraints=constraint, integrality=np.ones(m), bounds=optimize.Bounds(0, 1),
-                           options={"time_limit": MILP_TIME_LIMIT_S})
+                           options={"time_limit": MILP_TIME_LIMIT_S, "mip_rel_gap": MILP_REL_GAP})
     arm = np.full(n_users, NONE)
     if result.x is None:  # the time limit passed before any plan was found
         return _lagrangian(problem, useful)

@@ -91,7 +91,7 @@ class Planned:
 
 
 def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
-            user_value: np.ndarray | None, budget: float | None = None) -> tuple[Problem, np.ndarray, np.ndarray]:
+            user_value: np.ndarray, budget: float | None = None) -> tuple[Problem, np.ndarray, np.ndarray]:
     """The optimiser's problem for the audience's rows; also the uplift and gross value per pair."""
     cols = table.columns(campaign.arms)
     whole = len(rows) == len(table.p_control) and np.array_equal(cols, np.arange(len(table.arms)))
@@ -100,20 +100,17 @@ def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.
     uplift = p_arm - table.p_control[rows, None]
     cost = p_arm * campaign.incentive_cost.astype(np.float32)[None, :]
     cost += campaign.contact_cost.astype(np.float32)[None, :]
-    if campaign.objective == "conversions":
-        gross, value = uplift, uplift
-    else:
-        per = (np.full(len(rows), campaign.value_per_conversion) if campaign.value_per_conversion is not None
-               else np.nan_to_num(user_value, nan=0.0))
-        gross = uplift * per.astype(np.float32)[:, None]
-        value = gross - cost
+    per = (np.full(len(rows), campaign.value_per_conversion) if campaign.value_per_conversion is not None
+           else np.nan_to_num(user_value, nan=0.0))
+    gross = uplift * per.astype(np.float32)[:, None]  # reported under either objective
+    value = uplift if campaign.objective == "conversions" else gross - cost
     capacity = np.array([float(campaign.capacity.get(c, np.inf)) for c in CONTACT_CHANNELS])
     return (Problem(value, cost, campaign.channel_index, eligible, campaign.budget if budget is None else budget,
                     capacity), uplift, gross)
 
 
 def plan(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
-         user_value: np.ndarray | None) -> Planned:
+         user_value: np.ndarray) -> Planned:
     """Solve at the budget (and at half and twice it), then hold a random share of the planned out."""
     p, uplift, gross = problem(table, rows, campaign, eligible, user_value)
     solution = solve(p)

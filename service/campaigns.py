@@ -124,5 +124,7 @@ async def _bad_body(request: Request, exc: RequestValidationError) -> JSONRespon
 
 def mount(app: FastAPI) -> None:
     """Add the campaign routes (and 400s for bad bodies) to the mounted /v1 app."""
-    app.include_router(router)
+    # Route by route rather than include_router, whose lazily included router has no path of its
+    # own: route templates (metrics, audit) and BentoML's /docs.json read each route's path.
+    app.router.routes.extend(router.routes)
     app.add_exception_handler(RequestValidationError, _bad_body)
