@@ -22,6 +22,8 @@ from scoring.plans import CANCELLED, COLUMNS, PlanStore
 from scoring.settings import get_settings
 from service.batches import LaneFull
 from service.mounted import SCOPES, WORKER
+from service.served import NotReady
+from service.worker import Worker
 
 settings = get_settings()
 router = APIRouter()
@@ -49,11 +51,12 @@ async def plan_campaign(body: PlanRequest, request: Request) -> Response:
     """Whom to contact, with which arm, within budget, capacities and contact caps, keeping a random
     holdout: the plan's id and summary (assignments from `GET /v1/campaigns/{id}/assignments`)."""
     w = WORKER.get("worker")
-    if w is None or w.planning is None:
-        why = w.problems.get("campaigns", "not loaded") if w else "the worker is not loaded"
-        return _error(503, f"campaign plans are not available: {why}")
+    if w is None:
+        return _error(503, "campaign plans are not available: the worker is not loaded")
     try:
-        stored, created = await WORKER["lane"].run(make_plan, w.planning, store(), body, settings.contact_window_days)
+        stored, created = await WORKER["lane"].run(_plan, w, body)
+    except NotReady as e:
+        return _error(503, str(e))
     except PlanError as e:
         return _error(e.status, str(e), e.field)
     except LaneFull as e:
@@ -62,6 +65,10 @@ async def plan_campaign(body: PlanRequest, request: Request) -> Response:
     request.state.audit = {"n_users": s.get("audience_size", 0), "models": _versions(s), "plan_id": stored.plan_id,
                            "created": created}
     return Response(orjson.dumps(s), 201 if created else 200, media_type="application/json")
+
+
+def _plan(w: Worker, body: PlanRequest):
+    return make_plan(w.planned_for(), store(), body, settings.contact_window_days)
 
 
 @router.get("/campaigns/{plan_id}")
@@ -118,8 +125,14 @@ def _versions(summary: dict) -> dict[str, str]:
 
 async def _bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
     """400 naming each field at fault, echoing no value (as BentoML answers the scoring endpoints)."""
-    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    detail = [{"loc": _location(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     return JSONResponse({"error": "the request breaks the contract", "detail": detail}, 400)
+
+
+def _location(loc: tuple) -> list:
+    """The field's path; a refused mapping key is the caller's value, so it is named as `[key]` only."""
+    loc = list(loc)
+    return [*loc[:-2], "[key]"] if loc and loc[-1] == "[key]" else loc
 
 
 def mount(app: FastAPI) -> None:
