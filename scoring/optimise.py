@@ -26,6 +26,8 @@ SPEND_TOLERANCE = 1e-4
 PRICE_SAMPLE_USERS = 50_000
 # How far a price bracket grows per step: from nothing, and from a sample's price.
 COLD_GROWTH, WARM_GROWTH = 4.0, 1.05
+# A bisection also stops once its price bracket is this narrow (relative).
+PRICE_TOLERANCE = 1e-3
 # Leftover budget below this share is not filled after the prices' plan.
 FILL_MIN_ROOM = 1e-3
 # Rounds stop once the plan is within this share of the bound.
@@ -233,7 +235,8 @@ def _least_price(price, usage, limit: float, start: float, grow: float) -> list[
     best = (hi, at)
     use_lo, use_hi = usage(seen[-1][1]) if lo == seen[-1][0] else np.inf, usage(at)
     for step in range(BISECTION_STEPS):
-        if use_hi >= limit * (1 - SPEND_TOLERANCE):
+        # Close enough in use, or in price (use jumps where a price crosses whole users' ratios).
+        if use_hi >= limit * (1 - SPEND_TOLERANCE) or hi - lo <= PRICE_TOLERANCE * hi:
             break
         # False position (use is nearly linear in the price over a narrow bracket), every other step
         # a bisection so that a flat side cannot stall it.
@@ -287,12 +290,14 @@ def _lagrangian(problem: Problem, useful: np.ndarray) -> Solution:
         grow = WARM_GROWTH
     lg = _Lagrangian(problem, users, useful)
     best_arm, best_objective = np.full(problem.shape[0], NONE), -np.inf
-    for lam, mu, bound, priced in _descend(lg, lam, mu, grow, DUAL_ROUNDS):
+    for lam_next, mu_next, bound, priced in _descend(lg, lam, mu, grow, DUAL_ROUNDS):
         arm = _repair(problem, lg, priced)
         objective, _, _ = evaluate(problem, arm)
         if objective > best_objective:
             best_arm, best_objective = arm, objective
-        if bound - best_objective <= GAP_TOLERANCE * max(bound, 1e-12):
+        settled = np.allclose([lam_next, *mu_next], [lam, *mu], rtol=0.01)
+        lam, mu = lam_next, mu_next
+        if settled or bound - best_objective <= GAP_TOLERANCE * max(bound, 1e-12):
             break
     _, spend, _ = evaluate(problem, best_arm)
     return Solution(best_arm, best_objective, spend, max(bound, best_objective), "lagrangian")
