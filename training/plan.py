@@ -20,6 +20,7 @@ from scoring.plans import PlanStore, StoredPlan
 from scoring.settings import Settings
 from scoring.snapshot import Snapshot
 from training.monitor import champions
+from training.tracking import setup_tracking
 
 
 def read_campaign(path: Path) -> PlanRequest:
@@ -36,7 +37,8 @@ def read_campaign(path: Path) -> PlanRequest:
 def offline_planning(settings: Settings) -> Planning:
     """Planning over the serving snapshot with the registry's champions (what the service would serve)."""
     snapshot = Snapshot.load(settings.snapshot_dir)
-    found, _ = champions(MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri))
+    setup_tracking(settings)  # the champions load through models:/ URIs, which read MLflow's global registry
+    found, _ = champions(MlflowClient())
     frame = snapshot.frame
     models = {e: (identity, scorer, scorer.spec.to_matrix(frame.reindex(columns=scorer.spec.names)))
               for e, (identity, scorer, _) in found.items() if e in ("response", "abuse", "credit")}
