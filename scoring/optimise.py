@@ -96,6 +96,19 @@ def solve(problem: Problem, milp_max_pairs: int = MILP_MAX_PAIRS) -> Solution:
     return _lagrangian(problem, useful)
 
 
+def estimate(problem: Problem) -> float:
+    """The best plan's objective: solved whole up to PRICE_SAMPLE_USERS users, above that on a random
+    sample of them with budget and capacities scaled alike, scaled back (what-if figures, not plans)."""
+    n = problem.shape[0]
+    if n <= PRICE_SAMPLE_USERS:
+        return solve(problem).objective
+    share = PRICE_SAMPLE_USERS / n
+    rows = np.sort(np.random.default_rng(1).choice(n, PRICE_SAMPLE_USERS, replace=False))
+    sample = Problem(problem.value[rows], problem.cost[rows], problem.channel, problem.eligible[rows],
+                     problem.budget * share, np.floor(problem.capacity * share))
+    return solve(sample).objective / share
+
+
 def _useful(problem: Problem) -> np.ndarray:
     """Pairs that can be in an optimal plan: allowed, worth something and affordable on their own."""
     open_channel = problem.capacity[problem.channel] >= 1

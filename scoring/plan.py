@@ -13,7 +13,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
-from scoring.optimise import NONE, Problem, Solution, solve
+from scoring.optimise import NONE, Problem, Solution, estimate, solve
 from scoring.vocabulary import INCENTIVES as MODEL_INCENTIVES
 
 # Opt-outs in force on the snapshot date (user_id, channel), carried with the serving snapshot.
@@ -111,11 +111,12 @@ def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.
 
 def plan(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
          user_value: np.ndarray) -> Planned:
-    """Solve at the budget (and at half and twice it), then hold a random share of the planned out."""
+    """Solve at the budget (and estimate the best at half and twice it), then hold a random share of the
+    planned out."""
     p, uplift, gross = problem(table, rows, campaign, eligible, user_value)
     solution = solve(p)
-    at_half = solve(_with_budget(p, p.budget / 2)).objective
-    at_twice = solve(_with_budget(p, p.budget * 2)).objective
+    at_half = estimate(_with_budget(p, p.budget / 2))
+    at_twice = estimate(_with_budget(p, p.budget * 2))
     arm = solution.arm
     planned = np.flatnonzero(arm != NONE)
     holdout = np.zeros(len(rows), dtype=bool)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.optimise import NONE, Problem, evaluate, feasible, solve
+from scoring.optimise import NONE, Problem, estimate, evaluate, feasible, solve
 
 
 def random_problem(n: int, k: int = 6, channels: int = 3, seed: int = 0, budget_share: float = 0.2,
@@ -85,3 +85,8 @@ def test_unservable_problems_give_no_assignment_and_a_reason(change, reason: str
     for s in (solve(p), solve(p, milp_max_pairs=0)):
         assert (s.arm == NONE).all() and s.objective == 0 and s.spend == 0
         assert any(reason in r for r in s.reasons)
+
+
+def test_estimate_on_a_sample_is_close_to_the_whole() -> None:
+    p = random_problem(120_000, seed=12, capacity_share=0.05)
+    assert estimate(p) == pytest.approx(solve(p).objective, rel=0.03)
