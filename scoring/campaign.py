@@ -17,7 +17,7 @@ from scoring.arms import CONTACT_CHANNELS
 from scoring.artifacts import ArtifactError, file_sha256
 from scoring.optimise import NONE
 from scoring.plan import (CREDIT_INCENTIVES, DEFAULT_ARMS, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign,
-                          arm_probabilities, plan, summary)
+                          Planned, arm_probabilities, plan, summary)
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
 from scoring.segments import grid_columns
@@ -181,11 +181,11 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
          "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segments[rows]),
          **p.provenance}
-    return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign, req),
+    return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),
                       req.client_key)
 
 
-def assignment_rows(p: Planning, planned, campaign: Campaign, req: PlanRequest) -> pd.DataFrame:
+def assignment_rows(p: Planning, planned: Planned, campaign: Campaign) -> pd.DataFrame:
     """One row per planned user (the holdout marked), with the arm and why."""
     chosen = np.flatnonzero(planned.arm != NONE)
     arm = planned.arm[chosen]

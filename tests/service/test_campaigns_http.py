@@ -8,11 +8,9 @@ import json
 from datetime import date, timedelta
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.arms import CONTACT_COST, INCENTIVE_COST
 from tests.service.conftest import start_server, stop_server
 
 SEND = (date.today() + timedelta(days=3)).isoformat()
@@ -46,11 +44,6 @@ def planned(server, keys):
     assert r.status_code == 201, r.text
     plan = r.json()
     return body, plan, all_assignments(server, keys["campaign"], plan["plan_id"])
-
-
-def expected_spend(rows: pd.DataFrame, p_arm: dict) -> float:
-    return float(sum(CONTACT_COST[a.split("/")[1]] + p * INCENTIVE_COST[a.split("/")[0]]
-                     for a, p in zip(rows.arm, p_arm)))
 
 
 def test_budget_and_capacities_are_never_exceeded(planned):
