@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.arms import CONTACT_CHANNELS
+from scoring.arms import CONTACT_CHANNELS, Arm
 from scoring.artifacts import ArtifactError, file_sha256
 from scoring.optimise import NONE
 from scoring.plan import (CREDIT_INCENTIVES, DEFAULT_ARMS, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign,
@@ -58,13 +58,13 @@ class Planning:
 
 
 def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, np.ndarray]],
-                   abuse: np.ndarray | None = None) -> Planning:
+                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = DEFAULT_ARMS) -> Planning:
     """Planning over a snapshot from the champions, each as (identity, scorer, the snapshot in its
-    feature order): the response model's per-arm probabilities for every user, computed once."""
+    feature order): the response model's probabilities for every user under each of `arms`, computed once."""
     if "response" not in models:
         raise PlanError(503, "models", "campaign plans need the response model")
     _, scorer, X = models["response"]
-    p_control, p_arm = arm_probabilities(scorer, X, DEFAULT_ARMS)
+    p_control, p_arm = arm_probabilities(scorer, X, arms)
     grid, where = scorer.segments, grid_columns(scorer.spec.names)
     if grid is None or where is None:
         raise PlanError(503, "models", "campaign plans need the response model's segment grid")
@@ -75,7 +75,7 @@ def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dic
     provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
                   "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}
     segments = grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]]).astype(str)
-    return Planning(snapshot, ArmTable(DEFAULT_ARMS, p_control, p_arm), segments, abuse, credit,
+    return Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
                     Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds", provenance)
 
 

@@ -34,20 +34,22 @@ def read_campaign(path: Path) -> PlanRequest:
         raise ValueError(f"{path.name} is not a valid campaign: {fields}") from None
 
 
-def offline_planning(settings: Settings) -> Planning:
-    """Planning over the serving snapshot with the registry's champions (what the service would serve)."""
+def offline_planning(settings: Settings, request: PlanRequest) -> Planning:
+    """Planning over the serving snapshot with the registry's champions (what the service would serve),
+    for the request's arms only."""
     snapshot = Snapshot.load(settings.snapshot_dir)
     setup_tracking(settings)  # the champions load through models:/ URIs, which read MLflow's global registry
     found, _ = champions(MlflowClient())
     frame = snapshot.frame
     models = {e: (identity, scorer, scorer.spec.to_matrix(frame.reindex(columns=scorer.spec.names)))
               for e, (identity, scorer, _) in found.items() if e in ("response", "abuse", "credit")}
-    return build_planning(snapshot, settings.snapshot_dir, models)
+    return build_planning(snapshot, settings.snapshot_dir, models, arms=tuple(o.parsed for o in request.offers()))
 
 
 def plan_campaign(settings: Settings, path: Path) -> tuple[StoredPlan, bool]:
     request = read_campaign(path)
-    return make_plan(offline_planning(settings), PlanStore(settings.plans_db), request, settings.contact_window_days)
+    return make_plan(offline_planning(settings, request), PlanStore(settings.plans_db), request,
+                     settings.contact_window_days)
 
 
 def render(plan: StoredPlan, created: bool) -> str:
