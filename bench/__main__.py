@@ -1,10 +1,6 @@
-"""`make bench`: every target of DESIGN.md measured side by side in one run, on this machine.
-
-Prints a table and writes bench-results.json (figure name → number, unit in the name). Works in
-a temporary folder, so it never touches data/ or mlruns/. Parts: sim (1M users simulate +
-features), train (200k users, train all), lookalike (1M index and expansion), serve (single-user
-throughput against a bare BentoML endpoint and `mlflow models serve`, 10k batches, rows/s).
-"""
+"""`make bench`: every target of DESIGN.md measured side by side in one run, on this machine, into
+bench-results.json (figure → number, unit in the name), in a temporary folder. Parts (`--parts`): sim, train,
+german, hillstrom, lookalike, serve, forecast, report; `--help` says what each measures."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +121,43 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
     return mlruns
 
 
+def bench_german(work: Path, figures: dict) -> None:
+    """German credit's 5-fold CV AUC of each model (`train credit --dataset german`), and the best of them."""
+    log("German credit, 5-fold cross-validation")
+    _, _, out = timed(py("-m", "training", "train", "credit", "--dataset", "german"),
+                      env_for(work / "german", work / "german-mlruns"))
+    aucs = {}
+    for line in out.splitlines():  # "german scorecard_cv_auc = 0.7910"
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "german" and parts[1].endswith("_cv_auc"):
+            aucs[parts[1]] = float(parts[3])
+    figures.update({f"german_{k}": v for k, v in aucs.items()})
+    figures["german_best_cv_auc"] = max(aucs.values())
+
+
+def bench_hillstrom(work: Path, figures: dict) -> None:
+    """Hillstrom's held-out Qini of each e-mail arm's champion over the fixed reference's (the sdist
+    already in data/external is reused rather than fetched again)."""
+    from training.hillstrom import EXPERIMENT, SDIST
+
+    data, mlruns = work / "hillstrom", work / "hillstrom-mlruns"
+    cached = ROOT / "data" / "external" / SDIST
+    if cached.exists():
+        (data / "external").mkdir(parents=True, exist_ok=True)
+        shutil.copy(cached, data / "external" / SDIST)
+    log("train response --dataset hillstrom")
+    timed(py("-m", "training", "train", "response", "--dataset", "hillstrom"), env_for(data, mlruns))
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], "attributes.run_name = 'hillstrom'",
+                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    for arm in ("women", "men"):
+        name = f"hillstrom_{arm}_qini_vs_reference_ratio"
+        if name in run.data.metrics:
+            figures[name] = run.data.metrics[name]
+
+
 def bench_lookalike_index(large: Path, work: Path, figures: dict) -> None:
     env = env_for(large, work / "large-mlruns")
     timed(py("-m", "training", "seeds"), env)
@@ -135,10 +169,13 @@ def bench_lookalike_index(large: Path, work: Path, figures: dict) -> None:
     figures["lookalike_index_peak_gib"] = peak
 
 
-def _ids(large: Path, n: int, seed: int = 0) -> list[int]:
+def _ids(large: Path, n: int, seed: int = 0, churn_scores: bool = True) -> list[int]:
+    """Random users of the serving snapshot; by default only those churn scores (active in the last
+    30 days), so that every call measured is a scored one."""
     import pandas as pd
 
-    ids = pd.read_parquet(large / "snapshot" / "features.parquet", columns=["age"]).index.to_numpy()
+    frame = pd.read_parquet(large / "snapshot" / "features.parquet", columns=["active_days_30"])
+    ids = (frame.index[frame.active_days_30 >= 1] if churn_scores else frame.index).to_numpy()
     return np.random.default_rng(seed).choice(ids, n, replace=False).tolist()
 
 
@@ -191,7 +228,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
 
         bench_mixed(ports, singles, batch, auth, seconds, figures)
 
-        seeds = json.dumps({"seed_user_ids": _ids(large, 1000, seed=2), "k": 50_000}).encode()
+        seeds = json.dumps({"seed_user_ids": _ids(large, 1000, seed=2, churn_scores=False), "k": 50_000}).encode()
         lreq = [build_request(HOST, port, "/v1/lookalike", seeds, auth)]
         r = run_load(HOST, port, lreq, concurrency=1, seconds=10, warmup=2)
         if r.errors == 0 and r.requests:
@@ -289,25 +326,67 @@ def inprocess(large: Path, mlruns: Path) -> dict:
             "inprocess_predict_only_rows_per_s": 10_000 / float(np.median(predict_only))}
 
 
+def bench_report(large: Path, work: Path, users: int, figures: dict) -> None:
+    """The operating metrics report over the large world's warehouse (page written, not logged)."""
+    log(f"operating report, {users:,} users")
+    seconds, peak, _ = timed(py("-m", "training", "report", "--no-log", "--out", str(work / "report.html")),
+                             env_for(large, work / "large-mlruns"))
+    tag = "1m" if users == 1_000_000 else f"{users // 1000}k"
+    figures[f"report_{tag}_s"] = seconds
+    figures[f"report_{tag}_peak_gib"] = peak
+
+
+def bench_forecast(work: Path, users: int, figures: dict) -> None:
+    """The disbursement forecast on a 760-day world: the champion's backtest sMAPE against seasonal
+    naive's, and its 80% interval's coverage of the backtest days."""
+    data, mlruns = work / "forecast", work / "forecast-mlruns"
+    env = env_for(data, mlruns)
+    log(f"simulate {users:,} users over 760 days, train forecast")
+    timed(py("-m", "training", "simulate", "--users", str(users), "--days", "760"), env)
+    seconds, _, _ = timed(py("-m", "training", "train", "forecast"), env)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    run = client.get_run(client.get_model_version_by_alias("disbursement_forecast", "champion").run_id)
+    figures["forecast_smape_vs_naive_ratio"] = run.data.metrics["smape_vs_naive_ratio"]
+    figures["forecast_interval_coverage"] = run.data.metrics["backtest_coverage"]
+    figures["forecast_backtest_smape"] = run.data.metrics["backtest_smape"]
+    figures["train_forecast_s"] = seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large-users", type=int, default=1_000_000, help="users of the large world (default 1M)")
     parser.add_argument("--train-users", type=int, default=200_000, help="users of the training world (default 200k)")
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
-    parser.add_argument("--parts", default="sim,train,lookalike,serve", help="comma-separated subset to run")
+    parser.add_argument("--forecast-users", type=int, default=20_000,
+                        help="users of the forecast's 760-day world (default 20k)")
+    parser.add_argument("--parts", default="sim,train,german,hillstrom,lookalike,serve,forecast,report",
+                        help="comma-separated subset: sim (1M users simulate + features), train (200k users, train "
+                             "all), german (5-fold CV), hillstrom (Qini vs its reference), lookalike (1M index, "
+                             "expansion), serve (single users vs a bare endpoint, 10k batches, mixed load), forecast "
+                             "(760-day backtest), report (the operating metrics page)")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opscore-bench-") as tmp:
         work = Path(tmp)
-        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve"} else None
+        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve", "report"} else None
         mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
+        if "german" in parts:
+            bench_german(work, figures)
+        if "hillstrom" in parts:
+            bench_hillstrom(work, figures)
         if "lookalike" in parts or "serve" in parts:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:
             bench_serve(large, mlruns, work, figures, args.seconds)
+        if "report" in parts:
+            bench_report(large, work, args.large_users, figures)
+        if "forecast" in parts:
+            bench_forecast(work, args.forecast_users, figures)
     figures = {k: round(float(v), 4) for k, v in figures.items()}
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     width = max(map(len, figures)) + 2

@@ -8,21 +8,26 @@ Every rendering follows `FIELDS`: the service's dicts (`rows`) and JSON text
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 import orjson
 
+from scoring.population import OUT_OF_POPULATION
 from scoring.scorer import Scorer, band_edges, bands, round6, round_to, top_reasons, top_reasons_one
 from scoring.segments import grid_columns
 
 # A result's fields in the order every rendering writes them. COLUMNS: score, band, segment (when
-# the model has the lifecycle/value grid), then the model's own one-per-row columns; PER_FEATURE:
-# the model's one-per-feature fields. user_id, model and ring_size appear where the caller has them.
+# the model has the lifecycle/value grid), then the model's own one-per-row columns; best_arm and
+# arms (each arm's per_arm values: uplift, P(convert), net value) for a model of campaign arms;
+# PER_FEATURE: the model's one-per-feature fields. user_id, model and ring_size appear where the
+# caller has them.
 COLUMNS, PER_FEATURE = "<columns>", "<per_feature>"
-FIELDS = ("user_id", COLUMNS, "model", "reasons", PER_FEATURE, "ring_size")
+FIELDS = ("user_id", COLUMNS, "best_arm", "arms", "model", "reasons", PER_FEATURE, "ring_size")
 SCORE_DECIMALS, PER_FEATURE_DECIMALS = 6, 3
+# A user outside the population the model was trained on gets this item in place of a score.
+OUT_OF_POPULATION_FIELDS = ("user_id", "lifecycle", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class Layout:
     # Pieces of JSON text: a reason's opening up to its value, per feature; each category label's JSON.
     reason_heads: np.ndarray
     label_json: dict[int, list[bytes]]
+    # Per arm of the scorer: its id as JSON (best_arm) and its key in `arms` up to the first value.
+    arm_json: list[bytes]
+    arm_heads: list[bytes]
 
     @classmethod
     def of(cls, s: Scorer, identity: dict[str, str] | None = None, ring_size: bool = False) -> Layout:
@@ -59,7 +67,11 @@ class Layout:
                    {j: np.asarray(c, dtype=object) for j, c in labels.items()}, edges, segments,
                    names.index("ring_size") if ring_size and "ring_size" in names else None,
                    names, labels, edges.tolist(), heads,
-                   {j: [orjson.dumps(label) for label in c] for j, c in labels.items()})
+                   {j: [orjson.dumps(label) for label in c] for j, c in labels.items()}, *_arm_texts(s))
+
+    def for_scorer(self, s: Scorer) -> Layout:
+        """This layout for a narrowed copy of its scorer (other arms, or the best chosen by net value)."""
+        return replace(self, scorer=s, arm_json=_arm_texts(s)[0], arm_heads=_arm_texts(s)[1])
 
     def fields(self, user_ids: bool) -> list[str]:
         """FIELDS resolved for this model: the keys of one result, in order."""
@@ -70,8 +82,9 @@ class Layout:
         return {with_ids: self._resolve(with_ids) for with_ids in (False, True)}
 
     def _resolve(self, user_ids: bool) -> list[str]:
+        arms = bool(self.scorer.arms)
         present = {"user_id": user_ids, "model": self.identity is not None, "reasons": True,
-                   "ring_size": self.ring_size_column is not None}
+                   "ring_size": self.ring_size_column is not None, "best_arm": arms, "arms": arms}
         out: list[str] = []
         for f in FIELDS:
             if f == COLUMNS:
@@ -83,6 +96,11 @@ class Layout:
         return out
 
 
+def _arm_texts(s: Scorer) -> tuple[list[bytes], list[bytes]]:
+    return ([orjson.dumps(a) for a in s.arms],
+            [orjson.dumps(a) + b":{" + orjson.dumps(s.per_arm[0]) + b":" for a in s.arms] if s.per_arm else [])
+
+
 @dataclass
 class Answer:
     """A batch's answer as columns, rounded as the contract sends it."""
@@ -91,6 +109,12 @@ class Answer:
     reasons: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # feature columns, contributions, values (n×k)
     per_feature: dict[str, tuple[np.ndarray, np.ndarray]]  # e.g. points: (feature columns shown, values)
     ring_size: np.ndarray | None
+    arms: tuple[np.ndarray, dict[str, np.ndarray]] | None = None  # best arm's index (-1: none), per_arm values
+
+
+def out_of_population(user_id: int | str | None, lifecycle: str, reason: str) -> dict:
+    """The item of a user the model does not score (scoring.population), in OUT_OF_POPULATION_FIELDS' order."""
+    return dict(zip(OUT_OF_POPULATION_FIELDS, (user_id, lifecycle, OUT_OF_POPULATION, reason)))
 
 
 def segment_labels(layout: Layout, X: np.ndarray) -> np.ndarray | None:
@@ -119,7 +143,20 @@ def answer(layout: Layout, X: np.ndarray, reasons: int, threads: int = 1) -> Ans
         idx, vals = top_reasons(contrib, reasons)
         why = (idx, round_to(vals, SCORE_DECIMALS), X[np.arange(len(X))[:, None], idx])
     ring = None if layout.ring_size_column is None else X[:, layout.ring_size_column]
-    return Answer(columns, why, per_feature, ring)
+    arms = None
+    if s.arms:
+        arms = (extras["best_arm"], {name: round_to(extras[name], SCORE_DECIMALS) for name in s.per_arm})
+    return Answer(columns, why, per_feature, ring, arms)
+
+
+def arm_dicts(layout: Layout, best: list[int], values: dict[str, list[list[float]]]) -> tuple[list, list[dict]]:
+    """best_arm (an id, or None when no arm is positive) and arms ({arm: {value: ...}}) of each row."""
+    ids, names = layout.scorer.arms, list(values)
+    columns = [values[name] for name in names]
+    best_arm = [ids[b] if b >= 0 else None for b in best]
+    arms = [{arm: dict(zip(names, (column[i][j] for column in columns))) for j, arm in enumerate(ids)}
+            for i in range(len(best))]
+    return best_arm, arms
 
 
 def _reason_dicts(layout: Layout, idx: np.ndarray, contrib: np.ndarray, raw: np.ndarray) -> list[list[dict]]:
@@ -160,6 +197,9 @@ def rows(layout: Layout, X: np.ndarray, reasons: int, threads: int = 1, user_ids
         per_row[name] = [dict(zip(shown, vals)) for vals in values.tolist()]
     if a.ring_size is not None:
         per_row["ring_size"] = [_ring_size(size) for size in a.ring_size.tolist()]
+    if a.arms is not None:
+        per_row["best_arm"], per_row["arms"] = arm_dicts(
+            layout, a.arms[0].tolist(), {name: v.tolist() for name, v in a.arms[1].items()})
     keys = layout.fields(user_ids is not None)
     return [dict(zip(keys, vals)) for vals in zip(*(per_row[k] for k in keys))]
 
@@ -179,6 +219,10 @@ def one(layout: Layout, x: np.ndarray, k: int, user_ids: list | None) -> dict:
     if s.columns or s.per_feature:
         extras = s.extras(x[None, :])
         value.update((name, round_to(extras[name], SCORE_DECIMALS).tolist()[0]) for name in s.columns)
+        if s.arms:
+            best_arm, arms = arm_dicts(layout, extras["best_arm"].tolist(),
+                                       {name: round_to(extras[name], SCORE_DECIMALS).tolist() for name in s.per_arm})
+            value["best_arm"], value["arms"] = best_arm[0], arms[0]
         for name in s.per_feature:
             used = np.flatnonzero(extras[name][0] != 0)
             shown = round_to(extras[name][:, used], PER_FEATURE_DECIMALS).tolist()[0]

@@ -44,6 +44,11 @@ def _field(layout: Layout, a: Answer, name: str, user_ids: list | None) -> Slots
         return _reasons(layout, a.reasons)
     if name == "ring_size":
         return [_ring_size_texts(a.ring_size)]
+    if name == "best_arm":
+        ids = [*layout.arm_json, b"null"]  # index -1: no arm is positive
+        return [[ids[b] for b in a.arms[0].tolist()]]
+    if name == "arms":
+        return _arms(layout, a.arms[1])
     raise KeyError(f"no JSON writer for answer field {name!r}")
 
 
@@ -64,6 +69,18 @@ def _per_feature(layout: Layout, used: np.ndarray, values: np.ndarray) -> Slots:
     slots: Slots = [b"{"]
     for p, j in enumerate(used.tolist()):
         slots += [b"," if p else b"", orjson.dumps(layout.name_list[j]) + b":", _float_texts(values[:, p])]
+    return [*slots, b"}"]
+
+
+def _arms(layout: Layout, values: dict[str, np.ndarray]) -> Slots:
+    """{"<arm>":{"uplift":u,"p_convert":p,...},...}: one strided column of texts per arm and value."""
+    names = list(values)
+    slots: Slots = [b"{"]
+    for j, head in enumerate(layout.arm_heads):
+        slots += [b"," if j else b"", head, _float_texts(values[names[0]][:, j])]
+        for name in names[1:]:
+            slots += [b"," + orjson.dumps(name) + b":", _float_texts(values[name][:, j])]
+        slots.append(b"}")
     return [*slots, b"}"]
 
 

@@ -21,6 +21,8 @@ class BinaryScorer:
     kind: ClassVar[str] = "binary"
     columns: ClassVar[tuple[str, ...]] = ()
     per_feature: ClassVar[tuple[str, ...]] = ()
+    arms: ClassVar[tuple[str, ...]] = ()  # one score, not one per campaign arm
+    per_arm: ClassVar[tuple[str, ...]] = ()
     booster: lgb.Booster
     spec: FeatureSpec
     band_edges: list[float]

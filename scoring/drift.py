@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.artifacts import ArtifactError, file_sha256
+from scoring.population import Population
 from scoring.scorer import Scorer
 from scoring.spec import numbers
 from scoring.vocabulary import NOT_FEATURES
@@ -126,19 +127,19 @@ class Reference:
 
     `fixed` columns are set before scoring on both sides (an uplift model scored for one offer) and
     not profiled; `population` restricts a later snapshot to the rows the training rows stand for
-    (churn trains on users active in the 30 days before: {"feature": "active_days_30", "at_least": 1})."""
+    (churn trains on users active in the 30 days before: active_days_30 at least 1)."""
 
     rows: int
     source: str
     features: dict[str, Profile]
     score: Profile
     fixed: dict[str, str | int | float] = field(default_factory=dict)
-    population: dict | None = None
+    population: Population | None = None
 
     def members(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.population is None:
             return frame
-        return frame[numbers(frame[self.population["feature"]]) >= self.population["at_least"]]
+        return frame[self.population.contains(numbers(frame[self.population.feature]))]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,7 +147,8 @@ class Reference:
     @classmethod
     def from_dict(cls, d: dict) -> Reference:
         return cls(d["rows"], d["source"], {k: Profile(**v) for k, v in d["features"].items()},
-                   Profile(**d["score"]), dict(d.get("fixed", {})), d.get("population"))
+                   Profile(**d["score"]), dict(d.get("fixed", {})),
+                   Population.from_dict(d.get("population")))
 
 
 def read_reference(artifacts: dict[str, str]) -> Reference | None:
@@ -162,7 +164,7 @@ def model_scores(scorer: Scorer, frame: pd.DataFrame, fixed: dict) -> np.ndarray
 
 
 def build_reference(scorer: Scorer, frame: pd.DataFrame, source: str, fixed: dict | None = None,
-                    population: dict | None = None) -> Reference:
+                    population: Population | None = None) -> Reference:
     """The reference of a model's training rows (raw features as training read them)."""
     fixed = dict(fixed or {})
     names = [n for n in scorer.spec.names if n not in fixed]
@@ -189,7 +191,7 @@ def model_drift(scorer: Scorer, reference: Reference, frame: pd.DataFrame) -> di
     rows = reference.members(frame)
     score = compare(reference.score, pd.Series(model_scores(scorer, rows, reference.fixed)))
     return {"reference_rows": reference.rows, "reference": reference.source, "rows_compared": len(rows),
-            "population": reference.population, "fixed": reference.fixed,
+            "population": asdict(reference.population) if reference.population else None, "fixed": reference.fixed,
             "score": asdict(score), "features": column_rows(compare_frame(reference.features, rows))}
 
 

@@ -8,3 +8,5 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 # The serving snapshot (features, lookalike index, seeds) in the BentoML store.
 SNAPSHOT_MODEL = "feature_snapshot"
+# The daily disbursement forecast: a stored forecast, not a scorer (no snapshot, no features).
+FORECAST_MODEL = "disbursement_forecast"

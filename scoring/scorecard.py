@@ -120,6 +120,8 @@ class ScorecardScorer:
     kind: ClassVar[str] = "scorecard"
     columns: ClassVar[tuple[str, ...]] = ("score_points",)
     per_feature: ClassVar[tuple[str, ...]] = ("points",)
+    arms: ClassVar[tuple[str, ...]] = ()  # one score, not one per campaign arm
+    per_arm: ClassVar[tuple[str, ...]] = ()
     spec: FeatureSpec
     band_edges: list[float]
     segments: SegmentGrid | None

@@ -24,12 +24,15 @@ class Scorer(Protocol):
     the score up; `score_and_reasons` the score with the attributions the service sends, in one
     pass; `score_one` the same for one 1-D row, bit for bit; `extras` the model's own fields:
     `columns` of one value per row (P(treated), score points), `per_feature` of one value per
-    feature (points).
+    feature (points), `per_arm` of one value per arm of `arms` (uplift; empty for single-score models)
+    and then `best_arm`, the chosen arm's index (-1: none).
     """
 
     kind: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
     per_feature: ClassVar[tuple[str, ...]]
+    arms: tuple[str, ...]
+    per_arm: tuple[str, ...]
     spec: FeatureSpec
     band_edges: list[float]
     segments: SegmentGrid | None

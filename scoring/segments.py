@@ -12,6 +12,7 @@ LIFECYCLE = ("new", "active", "silent_7_21", "silent_22_90", "silent_91_360", "s
 VALUE_BANDS = 5
 # Lifecycle reads recency and tenure; value reads money put to work in the app.
 SEGMENT_COLUMNS = ("tenure_days", "days_since_last_active", "fund_amt_all")
+LIFECYCLE_COLUMNS = SEGMENT_COLUMNS[:2]
 
 
 # Labels of the grid, e.g. "silent_7_21/V4": value band V1 (no value) to V5 (top quartile of value).

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # training rows to response and credit: one window holds four or five campaigns and a few
     # hundred defaults (at 200k users, 3 lifted the uplift Qini from 0.47x to 0.57x the oracle's).
     history_snapshots: int = Field(3, ge=0)
+    # Credit's earlier snapshots, one label window apart before its training snapshot: a window holds
+    # a few hundred defaults at 200k users, and the scorecard's learner gap closes with more.
+    credit_history_snapshots: int = Field(7, ge=0)
     review_capacity: float = Field(0.01, description="share of users the abuse team can review")
     max_batch: int = 10_000
     max_body_mb: int = Field(64, ge=1, description="request bodies above this are refused (413) before they are read")
@@ -51,6 +54,21 @@ class Settings(BaseSettings):
     batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
     # Each worker scores this many snapshot rows with every model at start to measure drift.
     drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
+    # `--engine spark` (features, batch scores): this box by default; a cluster's master URL (yarn,
+    # spark://host:7077, k8s://...) and any Spark conf, e.g. OPSCORE_SPARK_CONF='{"spark.executor.memory": "8g"}'.
+    spark_master: str = Field("local[2]", description="Spark master URL")
+    # On one box the driver is the executor too; it collects the finished snapshot (about 0.5 GB per million users).
+    spark_conf: dict[str, str] = Field(default_factory=lambda: {"spark.sql.shuffle.partitions": "8",
+                                                                "spark.driver.memory": "4g"})
+    # The disbursement forecast: days stored ahead of the data's last day (the endpoint serves 1..this),
+    # the interval's coverage, and the rolling-origin backtest (weekly origins over this many weeks,
+    # each forecasting this many days).
+    forecast_horizon_days: int = Field(28, ge=1, le=366)
+    forecast_level: float = Field(0.8, gt=0, lt=1)
+    forecast_backtest_weeks: int = Field(8, ge=1)
+    forecast_backtest_days: int = Field(14, ge=1)
+    # What one conversion is worth (CNY) in the operating report's campaign ROI.
+    report_conversion_value: float = Field(50.0, gt=0)
 
     # Contact caps count the sends of this many days (the plan's send date among them).
     contact_window_days: int = Field(30, ge=1)

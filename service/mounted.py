@@ -1,5 +1,5 @@
 """The plain HTTP apps mounted beside the BentoML service, in the same worker: the model list, drift,
-models trained from a user's own table, and /docs.
+the disbursement forecast, models trained from a user's own table, and /docs.
 
 FastAPI rather than bare Starlette: BentoML lists a mounted FastAPI app's routes in /docs.json.
 Their own documentation routes are off: the service's API page is at /.
@@ -8,7 +8,8 @@ Their own documentation routes are off: the service's API page is at /.
 from __future__ import annotations
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -47,6 +48,7 @@ async def list_models() -> JSONResponse:
     w = WORKER.get("worker")
     served = [(m, f"/v1/{m.endpoint}/score") for m in w.models.values()] if w else []
     served += [(m, f"/v1/tables/{name}/score") for name, m in w.tables.items()] if w else []
+    served += [(w.forecast, "/v1/forecast/disbursement")] if w and w.forecast else []
     return JSONResponse({"models": [
         {**m.identity, "endpoint": endpoint, "trained_at": m.trained_at, "metrics": m.metrics} for m, endpoint in served
     ]})
@@ -60,6 +62,44 @@ async def drift() -> Response:
         why = w.problems.get("drift", "not measured") if w else "the worker is not loaded"
         return JSONResponse({"error": f"drift is not available: {why}"}, status_code=503)
     return Response(orjson.dumps(w.drift), media_type="application/json")
+
+
+@models_app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 naming the field, as the service's other endpoints answer, and never echoing the value sent."""
+    first = exc.errors()[0]
+    return JSONResponse({"error": first["msg"], "field": str(first["loc"][-1])}, 400)
+
+
+class ForecastedDay(BaseModel):
+    date: str
+    forecast: float
+    lower: float
+    upper: float
+
+
+class ForecastAnswer(BaseModel):
+    model: dict[str, str]
+    origin: str
+    level: float
+    horizon: int
+    days: list[ForecastedDay]
+
+
+@models_app.get(SCOPES.require("/v1/forecast/disbursement", "campaign", "risk").removeprefix("/v1"),
+                response_model=ForecastAnswer)
+async def disbursement_forecast(days: int = Query(14, description="days ahead of the origin, 1 to the stored "
+                                                                  "horizon (28 by default)")) -> JSONResponse:
+    """Draw-down volume (CNY) forecast for each of the next `days` days after the last day of data (the
+    origin), with its central interval (`level`, 80%), as stored when the forecast was trained."""
+    w = WORKER.get("worker")
+    if w is None or w.forecast is None:
+        why = w.problems.get("forecast", "not loaded") if w else "the worker is not loaded"
+        return JSONResponse({"error": f"the forecast is not available: {why}"}, 503)
+    try:
+        return JSONResponse(w.forecast.answer(days))
+    except ValueError as e:
+        return JSONResponse({"error": str(e), "field": "days"}, 400)
 
 
 for _name, _scopes in settings.table_models.items():

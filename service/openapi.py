@@ -22,7 +22,7 @@ from service.auth import RouteScopes, is_open
 SPEC_PATH = "/docs.json"
 # In place of BentoML's placeholder (a README template naming BentoML's team as the contact).
 INFO = {"title": "opscore", "version": version("opscore"), "description": (
-    "Scores for the campaign and risk systems: churn, marketing response (uplift per offer), promo abuse, "
+    "Scores for the campaign and risk systems: churn, marketing response (uplift per campaign arm), promo abuse, "
     "the behaviour credit scorecard, lookalike audiences, and the champions being served.\n\n"
     "Every call outside *Infrastructure* needs an API key: press **Authorize** and paste it. "
     "Each operation's security requirement lists the key scopes that may call it (none listed: any key).")}

@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from scoring.arms import ARMS, CONTACT_CHANNELS, INCENTIVES
 from scoring.contract import STRICT, UserId
 from scoring.settings import get_settings
-from scoring.uplift import DEFAULT_OFFER
-from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, FEATURE_BOUNDS, INCENTIVES, NUMERIC_FEATURES
+from scoring.vocabulary import ACQUISITION_CHANNELS, FEATURE_BOUNDS, NUMERIC_FEATURES
 
 MAX_BATCH = get_settings().max_batch
 
@@ -47,12 +47,27 @@ class ScoreRequest(BaseModel):
         return self
 
 
-class ResponseScoreRequest(ScoreRequest):
-    """Uplift depends on the offer: which incentive, on which channel, at what hour."""
+ARM_IDS = tuple(a.id for a in ARMS)
+Cost = Annotated[float, Field(ge=0, le=1e6)]
 
-    incentive: Literal[INCENTIVES] = DEFAULT_OFFER["incentive"]
-    channel: Literal[CONTACT_CHANNELS] = DEFAULT_OFFER["channel"]
-    send_hour: Annotated[int, Field(ge=0, le=23)] = DEFAULT_OFFER["send_hour"]
+
+class ResponseScoreRequest(ScoreRequest):
+    """Every arm's uplift (or the `arms` named) and the best arm: by uplift, or by net value when a value
+    per conversion is given (uplift × value − contact cost − P(convert | arm) × incentive cost; costs
+    default to scoring.arms' and may be set per incentive and per channel)."""
+
+    arms: Annotated[list[Literal[ARM_IDS]], Field(min_length=1, max_length=len(ARM_IDS))] | None = None
+    value_per_conversion: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    incentive_cost: dict[Literal[INCENTIVES], Cost] | None = None
+    contact_cost: dict[Literal[CONTACT_CHANNELS], Cost] | None = None
+
+    @model_validator(mode="after")
+    def _costs_need_a_value(self):
+        if (self.incentive_cost or self.contact_cost) and self.value_per_conversion is None:
+            raise ValueError("incentive_cost and contact_cost need value_per_conversion")
+        if self.arms and len(set(self.arms)) != len(self.arms):
+            raise ValueError("arms: each arm once")
+        return self
 
 
 class LookalikeRequest(BaseModel):

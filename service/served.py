@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -13,9 +13,13 @@ import numpy as np
 
 from scoring.answer import Layout, rows
 from scoring.drift import Reference
+from scoring.forecast import StoredForecast
+from scoring.population import Population
 from scoring.pyfunc import score_frame
+from scoring.registry import FORECAST_MODEL
 from scoring.scorer import TOP_REASONS, Scorer
 from scoring.snapshot import Snapshot
+from scoring.spec import numbers
 
 
 class NotReady(RuntimeError):
@@ -33,6 +37,12 @@ class ServedModel:
     scorer: Scorer
     matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
     reference: Reference | None = None  # the training rows' distribution, for drift
+    # Per snapshot row: inside the population the model was trained on (None: every user is).
+    in_population: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def population(self) -> Population | None:
+        return self.reference.population if self.reference is not None else None
 
     @cached_property
     def identity(self) -> dict[str, str]:
@@ -62,8 +72,42 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
         else np.empty((0, len(scorer.spec.names))),
         reference=python_model.reference,
     )
+    if snapshot is not None and served.population is not None:
+        served.in_population = served.population.contains(numbers(snapshot.frame[served.population.feature]))
     # The serving path too (its per-leaf attribution tables are built on first use), so that the
     # first caller does not pay for it.
     if len(rows(served.layout, scorer.spec.to_matrix(example), TOP_REASONS)) != len(example):
         raise NotReady(f"{endpoint}: warm-up of the serving path failed")
     return served
+
+
+@dataclass
+class ServedForecast:
+    version: str
+    run_id: str
+    trained_at: str
+    metrics: dict[str, float]
+    stored: StoredForecast
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return {"name": FORECAST_MODEL, "version": self.version, "run_id": self.run_id}
+
+    def answer(self, days: int) -> dict:
+        """The first `days` days of the stored forecast with the model's identity; ValueError outside 1..horizon."""
+        ahead = self.stored.ahead(days)
+        return {"model": {**self.identity, "forecaster": self.stored.model},
+                "origin": self.stored.origin, "level": self.stored.level, "horizon": self.stored.horizon,
+                "days": [asdict(d) for d in ahead]}
+
+
+def load_served_forecast(bento_model: bentoml.Model) -> ServedForecast:
+    """Load the imported forecast, its checksums verified (in load_context) and its input example answered."""
+    path = Path(bento_model.path_of("mlflow_model"))
+    pyfunc = bentoml.mlflow.load_model(bento_model)
+    example = mlflow.models.Model.load(str(path)).load_input_example(str(path))
+    if example is None or len(pyfunc.predict(example)) != int(example["days"].max()):
+        raise NotReady(f"{FORECAST_MODEL}: warm-up on the logged input example failed")
+    labels, meta = bento_model.info.labels, bento_model.info.metadata
+    return ServedForecast(labels["version"], labels["run_id"], meta.get("trained_at", ""),
+                          json.loads(meta.get("metrics", "{}")), pyfunc.unwrap_python_model().forecast)

@@ -16,9 +16,8 @@ import orjson
 from bentoml.models import BentoModel
 from starlette.responses import Response
 
-from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import DEV_AUDIT_SECRET, get_settings
-from scoring.uplift import DEFAULT_OFFER
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.auth import protect
@@ -32,7 +31,7 @@ from service.mounted import SCOPES, WORKER, docs_app, models_app
 from service.openapi import ApiSpec
 from service.requests import LookalikeRequest, RequestError, ResponseScoreRequest, ScoreRequest
 from service.served import NotReady
-from service.worker import Worker
+from service.worker import ArmQuery, Worker
 
 log = logging.getLogger("opscore.service")
 keep_caller_input_out_of_logs()
@@ -77,6 +76,7 @@ class Opscore:
     response_ref = _stored(MODEL_NAMES["response"])
     credit_ref = _stored(MODEL_NAMES["credit"])
     snapshot_ref = _stored(SNAPSHOT_MODEL)
+    forecast_ref = _stored(FORECAST_MODEL)
     table_refs = {name: _stored(name) for name in settings.table_models}
 
     def __init__(self) -> None:
@@ -87,7 +87,7 @@ class Opscore:
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
         # In a dict the references are not attributes, so BentoML's descriptor does not resolve them.
         tables = {name: ref.resolve() if ref else None for name, ref in self.table_refs.items()}
-        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables)
+        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables, self.forecast_ref)
         self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
         WORKER.update(worker=self.worker, lane=self.lane)
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
@@ -109,20 +109,22 @@ class Opscore:
         return not self.worker.problems and all(audit.usable() for audit in AUDIT_LOGS)
 
     def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-               offer: dict | None = None) -> Response:
+               arms: ArmQuery | None = None) -> Response:
         try:
-            body, ctx.request.state.audit = self.worker.score(endpoint, user_ids, records, reasons, offer)
+            body, ctx.request.state.audit = self.worker.score(endpoint, user_ids, records, reasons, arms)
         except NotReady as e:
             return refusal(ctx, 503, {"error": str(e)})
+        except RequestError as e:
+            return refusal(ctx, e.status, {"error": str(e), "field": e.field})
         return Response(body, media_type="application/json")
 
     async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-                           offer: dict | None = None) -> Response:
+                           arms: ArmQuery | None = None) -> Response:
         """A handful of users is scored on the event loop: a thread hop would cost more than the
         scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
         size = len(user_ids if user_ids is not None else records)
         try:
-            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, offer)
+            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, arms)
         except LaneFull as e:
             return lane_full(ctx, e)
 
@@ -139,12 +141,12 @@ class Opscore:
 
     @bentoml.api(route=SCOPES.require("/v1/response/score", "campaign"), input_spec=ResponseScoreRequest,
                  output_spec=dict)
-    async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3,
-                       incentive: str = DEFAULT_OFFER["incentive"], channel: str = DEFAULT_OFFER["channel"],
-                       send_hour: int = DEFAULT_OFFER["send_hour"]) -> Response:
-        """Uplift of an incentive: P(convert | treated), P(convert | control) and their difference."""
-        offer = {"incentive": incentive, "channel": channel, "send_hour": send_hour}
-        return await self._score_async("response", ctx, user_ids, records, reasons, offer)
+    async def response(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3, arms=None,
+                       value_per_conversion=None, incentive_cost=None, contact_cost=None) -> Response:
+        """Uplift of every campaign arm (incentive/channel/window) or of the arms named, and the best arm:
+        by uplift, or by net value given a value per conversion (and costs); null when none is positive."""
+        query = ArmQuery(arms, value_per_conversion, incentive_cost, contact_cost)
+        return await self._score_async("response", ctx, user_ids, records, reasons, query)
 
     @bentoml.api(route=SCOPES.require("/v1/credit/score", "risk"), input_spec=ScoreRequest, output_spec=dict)
     async def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:

@@ -13,11 +13,12 @@ from mlflow.exceptions import MlflowException
 
 from scoring.drift import PREVIOUS_PROFILE
 from scoring.plan import OPT_OUTS_FILE
-from scoring.registry import CHAMPION, MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.registry import CHAMPION, FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
 
 HEADLINE = ("oot_auc", "oot_ks", "oot_qini", "oracle_auc", "oracle_gap_auc", "qini_vs_oracle_ratio",
-            "precision_at_capacity", "recall_at_capacity")
+            "precision_at_capacity", "recall_at_capacity", "backtest_smape", "backtest_coverage",
+            "smape_vs_naive_ratio")
 
 
 def import_champion(client: MlflowClient, name: str) -> bentoml.Model:
@@ -57,7 +58,7 @@ def import_all(settings: Settings) -> tuple[list[str], list[str]]:
     mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient()
     done, missing = [], []
-    for name in [*MODEL_NAMES.values(), *settings.table_models]:
+    for name in [*MODEL_NAMES.values(), FORECAST_MODEL, *settings.table_models]:
         try:
             m = import_champion(client, name)
             done.append(f"{m.tag} ← models:/{name}@{CHAMPION} (v{m.info.labels['version']})")

@@ -13,17 +13,22 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from scoring.answer import Layout, out_of_population
 from scoring.answer_json import score_json
-from scoring.campaign import Planning, build_planning
 from scoring.artifacts import verify_folder
+from scoring.campaign import Planning, build_planning
 from scoring.drift import read_previous, report
 from scoring.lookalike import Lookalike
-from scoring.registry import MODEL_NAMES, SNAPSHOT_MODEL
+from scoring.population import Population
+from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
+from scoring.segments import LIFECYCLE, LIFECYCLE_COLUMNS, stage_index
 from scoring.snapshot import Snapshot
+from scoring.spec import numbers
 from service.audiences import load_lookalike
 from service.audit import PseudonymTable
-from service.served import NotReady, ServedModel, load_served_model
+from service.requests import RequestError
+from service.served import NotReady, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
 
 log = logging.getLogger("opscore.service")
@@ -44,12 +49,14 @@ class Worker:
     drift: dict | None = None  # the serving snapshot's drift report (scoring.drift.report), measured once
     planning: Planning | None = None  # per-arm probabilities and the rest campaign plans need, computed once
     planning_done: threading.Event = field(default_factory=threading.Event)
+    forecast: ServedForecast | None = None
 
     @classmethod
-    def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict) -> Worker:
+    def load(cls, settings: Settings, snapshot_ref, model_refs: dict, table_refs: dict, forecast_ref=None) -> Worker:
         """Everything loads that can; whatever fails is named in `problems` and keeps readiness red."""
         w = cls(settings)
         w._load_snapshot(snapshot_ref)
+        w._guard("forecast", lambda: w._load_forecast(forecast_ref))
         for endpoint in MODEL_NAMES:
             w._load_model(endpoint, model_refs.get(endpoint))
         for name, ref in table_refs.items():
@@ -80,6 +87,12 @@ class Worker:
             self.snapshot = Snapshot.load(self.snapshot_path)
 
         self._guard("snapshot", load)
+
+    def _load_forecast(self, ref) -> None:
+        if ref is None:
+            raise NotReady(f"{FORECAST_MODEL} is not in the BentoML store: train it (`python -m training train "
+                           "forecast`), then `python -m service import-models`")
+        self.forecast = load_served_forecast(ref)
 
     def _load_lookalike(self) -> None:
         def load() -> None:
@@ -153,52 +166,105 @@ class Worker:
         return b'{"results":[' + results + b"]}", audit
 
     def score(self, endpoint: str, user_ids: list | None, records: list | None, reasons: int,
-              offer: dict | None = None) -> tuple[bytes, dict]:
-        """The answer's JSON text and the call's audit record; NotReady when the model is not loaded."""
+              arms: ArmQuery | None = None) -> tuple[bytes, dict]:
+        """The answer's JSON text and the call's audit record; NotReady when the model is not loaded,
+        RequestError for arms the model does not know."""
         model = self.models.get(endpoint)
         if model is None:
             raise NotReady(f"model {endpoint} is not available: {self.problems.get(endpoint, 'not loaded')}")
-        if user_ids is not None:
-            id_list = list(user_ids)
-            X, found, hmacs = self._snapshot_rows(model, id_list)
-            audit_ids = {"user_hmacs": hmacs}
-        else:
-            id_list = [r.user_id for r in records]  # None where a record has none
-            X, found = self._record_rows(model, records), None
-            audit_ids = {"user_ids": [u for u in id_list if u is not None]}
-        if offer:
-            X = model.scorer.spec.with_values(X, offer)  # the campaign columns: the offer asked about
-        scored_ids = id_list if found is None else [u for u, ok in zip(id_list, found) if ok]
-        # Rows come as JSON text; with unknown ids among them, one per line to slot the errors in.
-        results = score_json(model.layout, X, reasons, self.settings.scoring_threads, scored_ids,
-                             sep=b"," if found is None else b"\n")
-        if found is not None:
-            results = self._with_unknown(results, id_list, found)
-        audit = {**audit_ids, "n_users": len(id_list), "models": {endpoint: model.version},
-                 "unknown": len(id_list) - len(scored_ids)}
+        layout = model.layout if arms is None or arms.everything else arms.layout(model)
+        rows = self._snapshot_rows(model, list(user_ids)) if user_ids is not None else self._record_rows(model, records)
+        scored_ids = rows.ids if rows.unscored is None else [u for u, item in zip(rows.ids, rows.unscored) if item is None]
+        # Rows come as JSON text; with unscored items among them, one per line to slot those in.
+        results = score_json(layout, rows.X, reasons, self.settings.scoring_threads, scored_ids,
+                             sep=b"," if rows.unscored is None else b"\n")
+        if rows.unscored is not None:
+            scored = iter(results.split(b"\n"))
+            results = b",".join(next(scored) if item is None else item for item in rows.unscored)
+        audit = {**rows.audit_ids, "n_users": len(rows.ids), "models": {endpoint: model.version},
+                 "unknown": rows.unknown, "out_of_population": len(rows.ids) - len(scored_ids) - rows.unknown}
         return b'{"results":[' + results + self.answer_tail, audit
 
-    def _with_unknown(self, results: bytes, id_list: list, found: list[bool]) -> bytes:
-        scored = iter(results.split(b"\n"))
-        unknown = f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}"
-        return b",".join(next(scored) if ok else orjson.dumps({"user_id": uid, "error": unknown})
-                         for uid, ok in zip(id_list, found))
-
-    @staticmethod
-    def _record_rows(model: ServedModel, records: list) -> np.ndarray:
-        frame = pd.DataFrame([r.model_dump() for r in records])
-        return model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
-
-    def _snapshot_rows(self, model: ServedModel, user_ids: list[int | str]) -> tuple[np.ndarray, list[bool] | None,
-                                                                                      orjson.Fragment]:
-        """The model's rows of the known ids, which ids were found (None: all of them) and the
-        pseudonyms of all of them for the audit record."""
+    def _snapshot_rows(self, model: ServedModel, user_ids: list[int | str]) -> Rows:
+        """The model's rows of the ids it scores, an item for each it does not, and the pseudonyms of all
+        of them for the audit record."""
+        inside = model.in_population
         if len(user_ids) == 1:  # the commonest call: scalar lookups rather than arrays of one
             row = self.snapshot.row(user_ids[0])
-            if row is not None:
-                return model.matrix[row:row + 1], None, self.pseudonyms.at_row(row)
+            if row is not None and (inside is None or inside[row]):
+                return Rows(model.matrix[row:row + 1], user_ids, {"user_hmacs": self.pseudonyms.at_row(row)})
         pos, found = self.snapshot.rows(user_ids)
-        if found.all():
-            return np.take(model.matrix, pos, axis=0), None, self.pseudonyms.at(pos)  # take: half the time of X[pos]
-        return np.take(model.matrix, pos[found], axis=0), found.tolist(), self.pseudonyms.of(user_ids, pos, found)
+        hmacs = self.pseudonyms.at(pos) if found.all() else self.pseudonyms.of(user_ids, pos, found)
+        scored = found if inside is None else found & inside[pos]
+        if scored.all():
+            return Rows(np.take(model.matrix, pos, axis=0), user_ids, {"user_hmacs": hmacs})  # take: half X[pos]'s time
+        unknown = orjson.dumps(f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}")
+        outside = found & ~scored
+        stages = dict(zip(np.flatnonzero(outside).tolist(), self._lifecycle(pos[outside])))
+        unscored = [None if ok else (_out_of_population(uid, stages[i], model.population) if i in stages
+                                     else b'{"user_id":' + orjson.dumps(uid) + b',"error":' + unknown + b"}")
+                    for i, (uid, ok) in enumerate(zip(user_ids, scored.tolist()))]
+        return Rows(np.take(model.matrix, pos[scored], axis=0), user_ids, {"user_hmacs": hmacs}, unscored,
+                    int((~found).sum()))
 
+    def _lifecycle(self, rows: np.ndarray) -> list[str]:
+        frame = self.snapshot.frame
+        tenure, silent = (frame[c].to_numpy(dtype=float)[rows] for c in LIFECYCLE_COLUMNS)
+        return np.asarray(LIFECYCLE)[stage_index(tenure, silent)].tolist()
+
+    @staticmethod
+    def _record_rows(model: ServedModel, records: list) -> Rows:
+        frame = pd.DataFrame([r.model_dump() for r in records])
+        ids = [r.user_id for r in records]  # None where a record has none
+        X = model.scorer.spec.to_matrix(frame.reindex(columns=model.scorer.spec.names))
+        audit_ids = {"user_ids": [u for u in ids if u is not None]}
+        population = model.population
+        if population is None:
+            return Rows(X, ids, audit_ids)
+        scored = population.contains(numbers(frame[population.feature]))
+        if scored.all():
+            return Rows(X, ids, audit_ids)
+        tenure, silent = (numbers(frame[c]).to_numpy() for c in LIFECYCLE_COLUMNS)
+        stages = np.asarray(LIFECYCLE)[stage_index(tenure, silent)].tolist()
+        unscored = [None if ok else _out_of_population(uid, stage, population)
+                    for uid, ok, stage in zip(ids, scored.tolist(), stages)]
+        return Rows(X[scored], ids, audit_ids, unscored)
+
+
+@dataclass
+class Rows:
+    """What a scoring call scores: the model's rows, every requested id (None for a record without one),
+    and, when some are not scored, the JSON item of each of those in request order (None where scored)."""
+
+    X: np.ndarray
+    ids: list
+    audit_ids: dict
+    unscored: list[bytes | None] | None = None
+    unknown: int = 0  # of the unscored, ids not in the snapshot; the rest are outside the model's population
+
+
+def _out_of_population(user_id: int | str | None, lifecycle: str, population: Population) -> bytes:
+    return orjson.dumps(out_of_population(user_id, lifecycle, population.reason))
+
+
+@dataclass(frozen=True)
+class ArmQuery:
+    """What a response call asks of the arms: which (None: all the model knows), and the value per
+    conversion and cost overrides that choose the best by net value."""
+
+    arms: list[str] | None = None
+    value: float | None = None
+    incentive_cost: dict[str, float] | None = None
+    contact_cost: dict[str, float] | None = None
+
+    @property
+    def everything(self) -> bool:
+        """The model's own answer: every arm, the best by uplift."""
+        return self.arms is None and self.value is None
+
+    def layout(self, model: ServedModel) -> Layout:
+        try:
+            scorer = model.scorer.narrowed(self.arms, self.value, self.incentive_cost, self.contact_cost)
+        except KeyError as e:
+            raise RequestError(400, "arms", "arms: the model was not trained on some of the arms named") from e
+        return model.layout.for_scorer(scorer)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import mlflow
 import pandas as pd
 import pytest
+from pyspark.sql import SparkSession
 
 from scoring.settings import Settings
 from service.launch import BIN, ROOT, free_port, start, stop
@@ -22,8 +24,10 @@ from training.data import datasets
 from training.data.datasets import Dataset
 from training.data.seeds import materialise
 from training.data.simulate import SimConfig, simulate
+from training.data.spark_features import spark_session
 from training.data.snapshots import SnapshotDates, build_serving_snapshot, build_snapshot, default_dates
 from training.data.warehouse import write_world
+from training.forecast.job import ForecastResult, train_forecast
 from training.hillstrom import fetch
 from training.lookalike_index import build_lookalike
 from training.tracking import TrainResult, setup_tracking
@@ -31,9 +35,13 @@ from tests.own_tables import own_table
 from training.train import Table, train_binary, train_credit, train_one, train_response
 
 SIM = SimConfig(users=20_000, days=180, seed=7)
+# The forecast needs two Spring Festivals: a world of its own, smaller, over 760 days (simulated in ~10 s).
+FORECAST_SIM = SimConfig(users=10_000, days=760, seed=7)
 # Fixtures that build the world or need it (or download data); a test using any of them is an integration test.
 WORLD_FIXTURES = {"settings", "dates", "tracking", "trained", "all_champions", "response_run", "credit_run",
-                  "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom_settings", "hillstrom"}
+                  "forecast_run",
+                  "server", "bento_home", "keys", "broken_home", "table_models", "hillstrom_settings", "hillstrom",
+                  "spark", "spark_world"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,6 +67,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     materialise(s)
     build_lookalike(s)
     return s
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    """One local[2] Spark session for the whole test session (a JVM start costs seconds)."""
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
+            "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}
+    session = spark_session(Settings(spark_master="local[2]", spark_conf=conf), app="opscore-tests")
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +116,17 @@ def credit_run(tracking: Settings, dates: SnapshotDates) -> tuple[Dataset, Train
 
 
 @pytest.fixture(scope="session")
-def all_champions(trained, response_run, credit_run, tracking: Settings) -> Settings:
-    """Champions of all four models in the session's registry."""
+def forecast_run(tracking: Settings, tmp_path_factory: pytest.TempPathFactory) -> ForecastResult:
+    """The disbursement forecast, trained once per session on a 760-day world of its own, registered in
+    the session's MLflow store beside the other champions."""
+    s = tracking.model_copy(update={"data_dir": tmp_path_factory.mktemp("forecast_world") / "data"})
+    write_world(simulate(FORECAST_SIM, progress=False), s)
+    return train_forecast(s)
+
+
+@pytest.fixture(scope="session")
+def all_champions(trained, response_run, credit_run, forecast_run, tracking: Settings) -> Settings:
+    """Champions of all four models and the disbursement forecast in the session's registry."""
     return tracking
 
 

@@ -11,9 +11,13 @@ import sys
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scoring.registry import MODEL_NAMES as MODELS
-from scoring.settings import get_settings
+from scoring.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from training.data.spark_features import SparkEngine
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -42,15 +46,27 @@ def _cmd_features(args: argparse.Namespace) -> None:
     from training.data.snapshots import build_serving_snapshot, build_snapshot, default_dates
 
     settings = get_settings()
+    if args.catalog_db and args.engine != "spark":
+        sys.exit("--catalog-db reads the tables from a Spark catalog: add --engine spark")
+    engine = _spark_engine(settings, args.catalog_db) if args.engine == "spark" else None
     if args.as_of:
-        paths = build_snapshot(settings, args.as_of)
+        paths = build_snapshot(settings, args.as_of, engine=engine)
         print(f"features and labels as of {args.as_of}: {paths.root}")
         return
-    dates = default_dates(settings)
+    dates = default_dates(settings, engine)
     for as_of in (dates.train, dates.oot):
-        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of).root}")
-    build_serving_snapshot(settings, dates.serving)
+        print(f"features and labels as of {as_of}: {build_snapshot(settings, as_of, engine=engine).root}")
+    build_serving_snapshot(settings, dates.serving, engine)
     print(f"serving snapshot as of {dates.serving}: {settings.snapshot_dir}")
+
+
+def _spark_engine(settings: Settings, catalog_db: str | None) -> SparkEngine:
+    try:
+        from training.data.spark_features import SparkEngine, spark_session
+    except ImportError:
+        sys.exit("--engine spark needs the spark extra: pip install -e '.[spark]' (and Java 17)")
+    spark = spark_session(settings)
+    return SparkEngine(spark, catalog_db=catalog_db) if catalog_db else SparkEngine(spark, settings.warehouse_dir)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -70,6 +86,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         return
     if args.dataset == "hillstrom":
         _train_hillstrom(args)
+        return
+    if args.model == "forecast":
+        _train_forecast(args)
         return
     names = list(MODELS) if args.model == "all" else [args.model]
     if args.table and len(names) != 1:
@@ -96,6 +115,24 @@ def _cmd_train(args: argparse.Namespace) -> None:
         figures = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if k.startswith(keys))
         print(f"{table.registered if table else MODELS[name]} v{r.version} (run {r.run_id}): {figures}; "
               f"{r.decision.reason}")
+
+
+def _train_forecast(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.forecast.job import train_forecast
+
+    try:
+        r = train_forecast(get_settings(), args.force_promote)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"forecast: {e}")
+    except MlflowException as e:
+        sys.exit(f"forecast: MLflow: {e.message}")
+    for name, m in r.metrics.items():
+        print(f"{name:15s} sMAPE {m['backtest_smape']:.4f} ({m['smape_vs_naive_ratio']:.2f}x seasonal naive), "
+              f"MAE {m['backtest_mae']:,.0f}, interval coverage {m['backtest_coverage']:.3f}")
+    print(f"disbursement_forecast v{r.version} (run {r.run_id}): {r.chosen}, {r.stored.horizon} days from "
+          f"{r.stored.origin}; {r.decision.reason}")
 
 
 def _train_hillstrom(args: argparse.Namespace) -> None:
@@ -150,6 +187,43 @@ def _cmd_monitor(args: argparse.Namespace) -> None:
         print(f"logged to MLflow: experiment monitoring, run {run_id}")
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    settings = get_settings()
+    try:
+        if args.engine == "spark":
+            from training.spark_score import score_spark
+
+            rows = score_spark(_spark_engine(settings, None).spark, settings, args.model, args.snapshot, args.out)
+        else:
+            from training.score import score_duckdb
+
+            rows = score_duckdb(settings, args.model, Path(args.snapshot), Path(args.out), args.chunk_rows)
+    except MlflowException as e:
+        sys.exit(f"score: MLflow: {e.message}")
+    except ValueError as e:
+        sys.exit(f"score: {e}")
+    print(f"{rows:,d} users scored by {args.model}: {args.out} (Parquet, partitioned by band)")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from training.report.page import write
+    from training.tracking import setup_tracking
+
+    settings = get_settings()
+    setup_tracking(settings)
+    try:
+        out = write(settings, args.as_of, Path(args.out) if args.out else None, log=not args.no_log)
+    except FileNotFoundError as e:
+        sys.exit(f"report: {e}")
+    except MlflowException as e:
+        sys.exit(f"report: MLflow: {e.message}")
+    print(f"operating metrics report: {out}" + ("" if args.no_log else " (logged to MLflow: experiment operations_report)"))
+
+
 def _cmd_plan(args: argparse.Namespace) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -185,6 +259,12 @@ def _data_commands(sub) -> None:
         "(the latest with a full label window) and the serving snapshot at the end of the data.",
     )
     p.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date, YYYY-MM-DD (events strictly before it)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb (default): this machine; spark: the same SQL on Spark SQL (OPSCORE_SPARK_MASTER, "
+                        "default local[2]; OPSCORE_SPARK_CONF), for bases one machine cannot hold")
+    p.add_argument("--catalog-db", metavar="NAME",
+                   help="with --engine spark: read the contract's tables from this Spark catalog database "
+                        "(e.g. Hive tables NAME.users, NAME.daily_activity, ...) instead of data/warehouse/*.parquet")
     p.set_defaults(func=_cmd_features)
 
 
@@ -196,7 +276,9 @@ def _train_command(sub) -> None:
         "flat feature table instead. Runs, metrics and plots go to MLflow (MLFLOW_TRACKING_URI, default "
         "sqlite:///mlruns/mlflow.db); the new version becomes @champion only if it beats the current one.",
     )
-    p.add_argument("model", choices=["all", *MODELS], help="which model")
+    p.add_argument("model", choices=["all", *MODELS, "forecast"],
+                   help="which model (all: the four scoring models; forecast: the daily disbursement forecast, "
+                        "which needs a warehouse of at least 730 days, e.g. `simulate --days 760`)")
     p.add_argument("--force-promote", action="store_true", help="make the new version champion whatever the gate says")
     p.add_argument("--table", help="a Parquet/CSV file of features, one row per entity, instead of the snapshots")
     p.add_argument("--target", help="with --table: the binary label column")
@@ -213,6 +295,24 @@ def _train_command(sub) -> None:
                         "hillstrom (with `response`): each e-mail arm of Hillstrom's experiment through the "
                         "table path, against a fixed two-model LightGBM on the same 70/30 split")
     p.set_defaults(func=_cmd_train)
+
+
+def _score_command(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="batch scores of a whole snapshot (score, band, segment, top reasons), Parquet partitioned by band",
+        description="Scores every user of a snapshot with a registered model, exactly as the service scores them "
+        "(the same scores and decision-path reasons), and writes OUT/band=1/ ... band=10/ (replacing OUT). "
+        "--engine duckdb reads the snapshot in chunks on this machine; --engine spark runs the model as a Spark "
+        "UDF (mlflow.pyfunc.spark_udf) on OPSCORE_SPARK_MASTER, where SNAPSHOT and OUT may be cluster paths.",
+    )
+    p.add_argument("--model", required=True, help="registered model and alias or version: churn@champion, churn/3")
+    p.add_argument("--snapshot", default="data/snapshot",
+                   help="a snapshot folder or its features.parquet (default: the serving snapshot, data/snapshot)")
+    p.add_argument("--out", required=True, help="output folder (replaced)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb", help="duckdb (default) or spark")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="with duckdb: users scored per chunk (bounds memory)")
+    p.set_defaults(func=_cmd_score)
 
 
 def _serving_commands(sub) -> None:
@@ -238,6 +338,22 @@ def _serving_commands(sub) -> None:
     p.set_defaults(func=_cmd_monitor)
 
     p = sub.add_parser(
+        "report",
+        help="the operating metrics as one self-contained HTML page, logged to MLflow",
+        description="DAU, MAU, DAU/MAU, launches; retention by signup month (day 1/7/30); the share of active "
+        "users under 30 and with a draw-down in 90 days; the top 20%%'s share of fund value; the lifecycle x "
+        "value grid and its change over 30 days; per campaign reach, conversion, incremental conversion against "
+        "control (95%% interval), cost and ROI, by channel and incentive. Every figure is a SQL query over the "
+        "warehouse contract. Written to data/reports/operations_<date>.html and logged to the MLflow "
+        "experiment operations_report.",
+    )
+    p.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD, events strictly before it "
+                                                            "(default: the day after the last activity)")
+    p.add_argument("--out", help="the page's path (default data/reports/operations_<date>.html)")
+    p.add_argument("--no-log", action="store_true", help="write the page only, log nothing to MLflow")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
         "plan",
         help="plan a campaign (CAMPAIGN.yaml) over the whole serving snapshot and store the plan",
         description="The campaign file is the body of POST /v1/campaigns/plan as YAML: audience (seed_name, "
@@ -256,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _train_command, _serving_commands):
+    for add in (_data_commands, _train_command, _score_command, _serving_commands):
         add(sub)
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.

@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # headless: plots go to files, never a screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
@@ -155,4 +156,33 @@ def psi_bars(panels: dict[str, dict[str, float]], bounds: tuple[float, float] = 
         ax.set_xticks(range(len(values)), names, rotation=90, fontsize=6)
         ax.set(ylabel="PSI", title=title)
     fig.tight_layout()
+    return fig
+
+
+def forecast_vs_actual(frame, title):
+    """A backtest: each origin's forecast and interval against the actual volume (frame: origin, date,
+    actual, forecast, lower, upper)."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    actual = frame.drop_duplicates("date").sort_values("date")
+    ax.plot(actual["date"], actual["actual"], color="black", lw=1.2, label="actual")
+    for i, (_, part) in enumerate(frame.groupby("origin")):
+        ax.plot(part["date"], part["forecast"], color="C0", lw=1, label="forecast" if i == 0 else None)
+        ax.fill_between(part["date"], part["lower"], part["upper"], color="C0", alpha=0.12,
+                        label="interval" if i == 0 else None)
+    ax.set(ylabel="draw-down volume (CNY)", title=title)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return fig
+
+
+def forecast_ahead(history, ahead, title):
+    """The recent history (a Series by day) and the stored forecast with its interval (frame by date)."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(history.index, history.to_numpy(), color="black", lw=1.2, label="actual")
+    days = pd.to_datetime(ahead["date"])
+    ax.plot(days, ahead["forecast"], color="C1", label="forecast")
+    ax.fill_between(days, ahead["lower"], ahead["upper"], color="C1", alpha=0.2, label="interval")
+    ax.set(ylabel="draw-down volume (CNY)", title=title)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
     return fig

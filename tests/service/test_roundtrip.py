@@ -16,14 +16,10 @@ from training.data import datasets
 
 FAMILIES = {"churn": ("churn", "campaign"), "abuse": ("promo_abuse", "campaign"),
             "response": ("marketing_response", "campaign"), "credit": ("credit_features", "risk")}
-OFFER = {"incentive": "red_packet", "channel": "push", "send_hour": 10}
-
-
 def training_table(settings, dates, endpoint: str) -> pd.DataFrame:
-    """Test rows of the family's training table, reduced to the model's columns; one offer for response,
-    as the endpoint scores one offer per call."""
+    """Test rows of the family's training table, reduced to the model's columns."""
     if endpoint == "response":
-        return datasets.response(settings, dates).ds.X_test.head(40).assign(**OFFER)
+        return datasets.response(settings, dates).ds.X_test.head(40)
     return getattr(datasets, endpoint)(settings, dates).X_test.head(40)
 
 
@@ -36,8 +32,7 @@ def test_a_training_table_scores_alike_three_ways(endpoint, server, keys, all_ch
     local = model.predict(table)["score"].to_numpy()
     served = invocations(f"models:/{registry}@champion", table, tmp_path / "mlflow-serve.log")["score"].to_numpy()
     np.testing.assert_allclose(served, local, atol=1e-9)
-    records = json.loads(table.drop(columns=list(OFFER), errors="ignore").to_json(orient="records"))
-    body = {"records": records, **(OFFER if endpoint == "response" else {})}
+    body = {"records": json.loads(table.to_json(orient="records"))}
     r = httpx.post(f"{server.url}/v1/{endpoint}/score", json=body, headers={"Authorization": f"Bearer {keys[scope]}"},
                    timeout=60)
     assert r.status_code == 200, r.text

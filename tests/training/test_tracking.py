@@ -208,3 +208,19 @@ def test_a_champion_evaluated_on_other_rows_is_replaced_not_compared(store, name
         decision = gate(name, v3, METRIC, 0.7, rows="rows-b")
     assert decision.promoted and "other rows" in decision.reason
     assert alias(name, CHAMPION) == v3
+
+
+def test_the_gate_takes_a_lower_backtest_smape_as_better(name, store):
+    metric = "backtest_smape"
+
+    def gated_on_error(value: float):
+        run_id, version = new_version(name, store[1], value, metric)
+        with mlflow.start_run(run_id=run_id):
+            return gate(name, version, metric, value), version
+
+    _, v1 = gated_on_error(0.20)
+    worse, _ = gated_on_error(0.25)
+    assert not worse.promoted and alias(name, CHAMPION) == v1
+    better, v3 = gated_on_error(0.15)
+    assert better.promoted and better.reason == f"beats champion v{v1} on {metric}"
+    assert alias(name, CHAMPION) == v3

@@ -11,19 +11,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring.arms import ARMS, CONTROL
+from scoring.population import Population
 from scoring.settings import Settings
-from scoring.uplift import OFFER
+from scoring.vocabulary import CREDIT_FEATURES
 from training.data import truth
-from training.data.snapshots import SnapshotDates, history, snapshot_paths
+from training.data.arm_response import ResponseTraits, arm_probabilities
+from training.data.schema import DEFAULT_WITHIN_DAYS
+from training.data.snapshots import SnapshotDates, built, snapshot_paths
 
 log = logging.getLogger(__name__)
 
-# The simulated campaign log's outcome and assignment columns.
-TARGET, TREATMENT = "converted", "treatment"
+# The simulated campaign log's outcome and assignment (an arm id, or control) columns.
+TARGET, ARM = "converted", "arm"
+TREATED = "treated"  # the one arm of a table's treated/control experiment
 ID_PATTERN = re.compile(r"(^id$|_id$|^id_)", re.IGNORECASE)
 MAX_CATEGORIES = 200
 # Churn's training rows: users who launched the app in the 30 days before the snapshot (churn_eligible).
-CHURN_POPULATION = {"feature": "active_days_30", "at_least": 1}
+CHURN_POPULATION = Population("active_days_30", 1, "users active in the 30 days before the snapshot")
+# Credit's: borrowers with a loan before the snapshot, whose repayment a behaviour score reads (applicants
+# new to credit get an application score, from what they declare).
+CREDIT_POPULATION = Population("loan_apps_all", 1, "borrowers with a loan before the snapshot, whose repayment "
+                               "a behaviour score reads")
 
 
 @dataclass
@@ -44,7 +53,7 @@ class Dataset:
     exclude: set[str] = field(default_factory=set)
     # The rows of a later snapshot that the training rows stand for (drift is measured on those), when
     # the features can say: see scoring.drift.Reference.
-    population: dict | None = None
+    population: Population | None = None
 
 
 def _snapshot(settings: Settings, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -202,49 +211,82 @@ def from_table(path: Path, target: str, id_columns: list[str] | None = None, dat
     )
 
 
+def _borrowers(f: pd.DataFrame, l: pd.DataFrame) -> pd.Index:
+    """Users with a loan before the snapshot who take one in the window after it, its outcome known."""
+    c = CREDIT_POPULATION
+    return l.index[l.default_12m.notna() & (f[c["feature"]].reindex(l.index) >= c["at_least"]).to_numpy()]
+
+
 def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
-    """Users who apply for a loan in the 30 days after each snapshot; label: default within 90 days.
-    Training stacks the applications after the train snapshot and after each earlier one."""
-    train = [_snapshot(settings, d) for d in (dates.train, *history(settings, dates))]
-    f_te, l_te = _snapshot(settings, dates.oot)
-    applied = [l.index[l.application_id.notna()] for _, l in train]
+    """Borrowers who take a new loan in the 30 days after each credit snapshot; label: 90+ days past due within
+    12 months. Training stacks the loans after the credit training snapshots; the test rows are those after
+    the out-of-time one, the last whose 12 months are over by the end of the data."""
+    if dates.credit_oot is None or not dates.credit_train:
+        raise ValueError(f"no credit snapshots: the loans must reach back at least {DEFAULT_WITHIN_DAYS} days and two "
+                         "label windows before the data ends, for their 12-month outcomes to be known")
+    train = [_snapshot(settings, d) for d in built(settings, dates.credit_train)]
+    f_te, l_te = _snapshot(settings, built(settings, (dates.credit_oot,))[0])
+    applied = [_borrowers(f, l) for f, l in train]
     f_tr = pd.concat([f.loc[i] for (f, _), i in zip(train, applied)])
-    y_tr = np.concatenate([l.loc[i, "default_90d"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
-    te = l_te.index[l_te.application_id.notna()]
+    y_tr = np.concatenate([l.loc[i, "default_12m"].to_numpy(dtype=int) for (_, l), i in zip(train, applied)])
+    te = _borrowers(f_te, l_te)
     oracle = truth_train = None
     if settings.truth_dir.exists():
-        true_pd = truth.read_truth(settings, "loan_applications").set_index("application_id")["pd"]
+        true_pd = truth.read_truth(settings, "loans").set_index("loan_id")["pd"]
 
         def pd_of(labels: pd.DataFrame, rows: pd.Index) -> np.ndarray:
-            return true_pd.reindex(labels.loc[rows, "application_id"].to_numpy(dtype=np.int64)).to_numpy()
+            return true_pd.reindex(labels.loc[rows, "loan_id"].to_numpy(dtype=np.int64)).to_numpy()
 
         oracle = pd_of(l_te, te)
         truth_train = np.concatenate([pd_of(l, i) for (_, l), i in zip(train, applied)])
     return Dataset(
-        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_90d"].to_numpy(dtype=int),
-        split=f"out-of-time: applications after {dates.train} and {len(train) - 1} earlier snapshots (train), "
-              f"after {dates.oot} (test)",
-        sources={"train": str(snapshot_paths(settings, dates.train).root), "test": str(snapshot_paths(settings, dates.oot).root)},
-        oracle=oracle, truth_train=truth_train,
+        "credit", f_tr, y_tr, f_te.loc[te], l_te.loc[te, "default_12m"].to_numpy(dtype=int),
+        split=f"out-of-time: loans after {dates.credit_train[0]} and {len(train) - 1} earlier snapshots (train), "
+              f"after {dates.credit_oot} (test)",
+        sources={"train": str(snapshot_paths(settings, dates.credit_train[0]).root),
+                 "test": str(snapshot_paths(settings, dates.credit_oot).root)},
+        oracle=oracle, truth_train=truth_train, population=CREDIT_POPULATION,
+        exclude=set(f_te.columns) - set(CREDIT_FEATURES),
     )
 
 
 @dataclass
 class UpliftData:
-    """A Dataset whose X_* also hold the 0/1 treatment column (excluded from the spec); y = converted;
-    oracle = true uplift of the test rows where the simulator knows it."""
+    """A Dataset whose X_* also hold the assignment column (excluded from the spec); y = converted.
+
+    `arms` are the treatment arms (ids of scoring.arms, or `treated` for a table's 0/1 experiment);
+    each row's arm label is one of them or `control`. Where the simulator knows it, `ds.oracle` is the
+    true uplift of the arm each test row got and `truth_test` / `truth_train` every arm's true uplift
+    (rows × arms), what per-arm oracle and ceiling figures need."""
 
     ds: Dataset
     target: str
     treatment: str
+    arms: tuple[str, ...]
+    truth_test: np.ndarray | None = None
+    truth_train: np.ndarray | None = None
+
+    def _labels(self, X: pd.DataFrame) -> np.ndarray:
+        values = X[self.treatment]
+        if self.arms == (TREATED,):
+            return np.where(values.to_numpy(dtype=int) == 1, TREATED, CONTROL).astype(object)
+        return values.to_numpy(dtype=object)
+
+    @property
+    def arm_train(self) -> np.ndarray:
+        return self._labels(self.ds.X_train)
+
+    @property
+    def arm_test(self) -> np.ndarray:
+        return self._labels(self.ds.X_test)
 
     @property
     def t_train(self) -> np.ndarray:
-        return self.ds.X_train[self.treatment].to_numpy(dtype=int)
+        return (self.arm_train != CONTROL).astype(int)
 
     @property
     def t_test(self) -> np.ndarray:
-        return self.ds.X_test[self.treatment].to_numpy(dtype=int)
+        return (self.arm_test != CONTROL).astype(int)
 
 
 def treatment_arm(values: pd.Series, column: str) -> np.ndarray:
@@ -258,37 +300,52 @@ def treatment_arm(values: pd.Series, column: str) -> np.ndarray:
 
 
 def _campaign_rows(settings: Settings, as_of: date) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Offer, treatment and user features of each campaign send in the window after `as_of`."""
+    """Arm and user features of each campaign assignment in the window after `as_of`."""
     p = snapshot_paths(settings, as_of)
     if not p.response.exists():
         raise FileNotFoundError(f"no campaign responses as of {as_of}: run `python -m training features` first")
     resp = pd.read_parquet(p.response)
-    X = resp[["user_id", *OFFER, TREATMENT]].join(pd.read_parquet(p.features), on="user_id").set_index("user_id")
+    X = resp[["user_id", ARM]].join(pd.read_parquet(p.features), on="user_id").set_index("user_id")
     return X, resp[TARGET].to_numpy(), resp[["campaign_id", "user_id"]]
+
+
+def true_arm_uplift(settings: Settings, keys: pd.DataFrame) -> np.ndarray:
+    """Every arm's true uplift (rows × ARMS) for campaign assignments (campaign_id, user_id), from the
+    users' response traits and their contacts before each send."""
+    assigned = truth.read_truth(settings, "campaign_assignments")
+    traits = truth.read_truth(settings, "campaign_users")
+    rows = keys.merge(assigned[["campaign_id", "user_id", "recent_contacts"]], on=["campaign_id", "user_id"],
+                      how="left").merge(traits, on="user_id", how="left")
+    p0, P = arm_probabilities(ResponseTraits.from_frame(rows), rows["recent_contacts"].to_numpy(), ARMS)
+    return P - p0[:, None]
 
 
 def response(settings: Settings, dates: SnapshotDates) -> UpliftData:
     """Campaigns sent in the 30 days after the train snapshot and after each earlier one, validated on
     those after the OOT one. Every window is a randomised log, so stacking them is unbiased; it gives
-    the learners four times the campaigns (and every offer and channel) to learn from."""
-    parts = [_campaign_rows(settings, d) for d in (dates.train, *history(settings, dates))]
+    the learners four times the rows per arm to learn from."""
+    parts = [_campaign_rows(settings, d) for d in (dates.train, *built(settings, dates.history))]
     X_tr, y_tr = pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     X_te, y_te, keys = _campaign_rows(settings, dates.oot)
-    oracle = truth_train = None
+    arm_ids = tuple(a.id for a in ARMS)
+    oracle = truth_test = truth_train = None
     if settings.truth_dir.exists():
-        assigned = truth.read_truth(settings, "campaign_assignments")
-
-        def true_uplift(rows: pd.DataFrame) -> np.ndarray:
-            p = rows.merge(assigned, on=["campaign_id", "user_id"], how="left")
-            return (p.p_treated - p.p_control).to_numpy()
-
-        oracle, truth_train = true_uplift(keys), np.concatenate([true_uplift(p[2]) for p in parts])
+        truth_test = true_arm_uplift(settings, keys)
+        truth_train = true_arm_uplift(settings, pd.concat([p[2] for p in parts]))
+        oracle = _assigned(truth_test, X_te[ARM].to_numpy(), arm_ids)
     roots = {k: str(snapshot_paths(settings, d).root) for k, d in (("train", dates.train), ("test", dates.oot))}
-    ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle, truth_train=truth_train,
-                 exclude={TREATMENT}, sources=roots,
+    ds = Dataset("marketing_response", X_tr, y_tr, X_te, y_te, oracle=oracle,
+                 truth_train=None if truth_train is None else _assigned(truth_train, X_tr[ARM].to_numpy(), arm_ids),
+                 exclude={ARM}, sources=roots,
                  split=f"out-of-time: campaigns after {dates.train} and {len(parts) - 1} earlier snapshots "
                        f"for training, after {dates.oot} for test")
-    return UpliftData(ds, TARGET, TREATMENT)
+    return UpliftData(ds, TARGET, ARM, arm_ids, truth_test, truth_train)
+
+
+def _assigned(per_arm: np.ndarray, labels: np.ndarray, arm_ids: tuple[str, ...]) -> np.ndarray:
+    """Each row's true uplift of the arm it got (0 for control)."""
+    col = pd.Index(arm_ids).get_indexer(labels)
+    return np.where(col >= 0, per_arm[np.arange(len(labels)), np.maximum(col, 0)], 0.0)
 
 
 def response_table(path: Path, target: str, treatment: str, positive: str | None = None,
@@ -301,4 +358,4 @@ def response_table(path: Path, target: str, treatment: str, positive: str | None
         X[treatment] = treatment_arm(X[treatment], treatment)
     if ds.X_train[treatment].nunique() < 2:
         raise ValueError(f"treatment column {treatment!r} has only one arm in the training rows")
-    return UpliftData(replace(ds, exclude=ds.exclude | {treatment}), target, treatment)
+    return UpliftData(replace(ds, exclude=ds.exclude | {treatment}), target, treatment, (TREATED,))

@@ -18,7 +18,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from scoring.vocabulary import CATEGORICAL, GRAPH_FEATURES, PROTECTED
-from training.data.schema import TABLES
+from training.data.contact_features import CONTACT_AGGREGATES, CONTACT_COLUMNS
+from training.data.schema import DEFAULT_DPD, DEFAULT_WITHIN_DAYS, TABLES
 
 FEATURE_SQL = """
 WITH pop AS (
@@ -73,22 +74,79 @@ txn AS (
 camp AS (
     -- A send's 7-day outcome is only known once the week is over.
     SELECT a.user_id,
-        sum(CASE WHEN a.treatment THEN 1 ELSE 0 END) AS camp_treated_all,
-        sum(CASE WHEN a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
-        sum(CASE WHEN NOT a.treatment THEN 1 ELSE 0 END) AS camp_control_all,
-        sum(CASE WHEN NOT a.treatment AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
-        sum(CASE WHEN a.treatment AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30
+        sum(CASE WHEN a.arm <> 'control' THEN 1 ELSE 0 END) AS camp_treated_all,
+        sum(CASE WHEN a.arm <> 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_treated_all,
+        sum(CASE WHEN a.arm = 'control' THEN 1 ELSE 0 END) AS camp_control_all,
+        sum(CASE WHEN a.arm = 'control' AND a.converted THEN 1 ELSE 0 END) AS camp_conv_control_all,
+        sum(CASE WHEN a.arm <> 'control' AND c.send_date >= {as_of} - INTERVAL 30 DAY THEN 1 ELSE 0 END) AS camp_treated_30,
+        -- Conversions under an incentive (not a plain reminder): how the user has used offers before.
+        sum(CASE WHEN a.arm <> 'control' AND a.arm NOT LIKE 'none/%' AND a.converted THEN 1 ELSE 0 END)
+            AS camp_conv_incentive_all
     FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
     WHERE c.send_date < {as_of} - INTERVAL 7 DAY
     GROUP BY a.user_id
 ),
-loans AS (
+cont AS (
+    SELECT user_id,
+{contact_aggregates}
+    FROM (
+        SELECT user_id, contact_time, channel, opened, CAST(contact_time AS DATE) AS contact_date,
+            CASE WHEN EXTRACT(HOUR FROM contact_time) < 11 THEN 'morning'
+                 WHEN EXTRACT(HOUR FROM contact_time) < 15 THEN 'noon' ELSE 'evening' END AS send_window
+        FROM contacts WHERE contact_time < {as_of}
+    ) sends
+    GROUP BY user_id
+),
+-- An instalment's days past due as of the as-of date: at its payment if paid before, else still running.
+inst AS (
+    SELECT loan_id, user_id, due_date, paid_date, amount_due, amount_paid,
+        CASE WHEN paid_date < {as_of} THEN days_past_due ELSE {as_of} - due_date END AS dpd
+    FROM instalments
+    WHERE due_date < {as_of}
+),
+delinquency AS (
+    -- Worst days past due an instalment reached in the window: those settled before it do not count.
+    SELECT user_id,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} THEN dpd ELSE 0 END) AS dpd_now,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 90 DAY THEN dpd END) AS worst_dpd_3m,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 180 DAY THEN dpd END) AS worst_dpd_6m,
+        max(CASE WHEN paid_date IS NULL OR paid_date >= {as_of} - INTERVAL 365 DAY THEN dpd END) AS worst_dpd_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END) AS instalments_due_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_12m,
+        sum(CASE WHEN due_date >= {as_of} - INTERVAL 365 DAY AND dpd > 30 THEN 1 ELSE 0 END) AS instalments_30dpd_12m,
+        count(*) AS instalments_due_all,
+        sum(CASE WHEN dpd > 0 THEN 1 ELSE 0 END) AS instalments_late_all,
+        sum(CASE WHEN paid_date < {as_of} AND amount_paid < amount_due THEN 1 ELSE 0 END)
+            / nullif(sum(CASE WHEN paid_date < {as_of} THEN 1 ELSE 0 END), 0) AS partial_share_all,
+        sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY AND amount_paid < amount_due
+                 THEN 1 ELSE 0 END)
+            / nullif(sum(CASE WHEN paid_date < {as_of} AND due_date >= {as_of} - INTERVAL 365 DAY THEN 1 ELSE 0 END), 0)
+            AS partial_share_12m
+    FROM inst
+    GROUP BY user_id
+),
+book AS (
+    -- Each loan's outstanding amount now and 90 days ago: the repayable total less the payments made by then,
+    -- in cents, so that a repaid loan owes exactly 0 whichever order an engine adds its payments in.
+    SELECT l.loan_id, l.user_id, l.applied_date, round(l.instalment * l.term_months, 2) AS repayable,
+        round(sum(CASE WHEN i.paid_date < {as_of} THEN i.amount_paid ELSE 0 END), 2) AS paid_now,
+        round(sum(CASE WHEN i.paid_date < {as_of} - INTERVAL 90 DAY THEN i.amount_paid ELSE 0 END), 2) AS paid_90,
+        max(CASE WHEN i.dpd >= {default_dpd} THEN 1 ELSE 0 END) AS defaulted
+    FROM loans l LEFT JOIN inst i ON i.loan_id = l.loan_id
+    WHERE l.applied_date < {as_of}
+    GROUP BY l.loan_id, l.user_id, l.applied_date, l.instalment, l.term_months
+),
+borrowing AS (
     SELECT user_id,
         count(*) AS loan_apps_all,
         sum(CASE WHEN applied_date >= {as_of} - INTERVAL 90 DAY THEN 1 ELSE 0 END) AS loan_apps_90,
-        sum(CASE WHEN outcome_date < {as_of} AND default_90d THEN 1 ELSE 0 END) AS loan_defaults_known
-    FROM loan_applications
-    WHERE applied_date < {as_of}
+        min(applied_date) AS first_loan,
+        sum(defaulted) AS loan_defaults_known,
+        sum(CASE WHEN repayable - paid_now > 1 THEN 1 ELSE 0 END) AS open_loans,
+        sum(greatest(repayable - paid_now, 0)) AS loan_balance,
+        sum(CASE WHEN applied_date < {as_of} - INTERVAL 90 DAY THEN greatest(repayable - paid_90, 0) ELSE 0 END)
+            AS loan_balance_90
+    FROM book
     GROUP BY user_id
 ),
 dev AS (SELECT device_id, count(*) AS n FROM pop GROUP BY device_id),
@@ -151,9 +209,33 @@ SELECT
     coalesce(camp.camp_control_all, 0) AS camp_control_all,
     coalesce(camp.camp_conv_control_all, 0) AS camp_conv_control_all,
     coalesce(camp.camp_treated_30, 0) AS camp_treated_30,
-    coalesce(loans.loan_apps_all, 0) AS loan_apps_all,
-    coalesce(loans.loan_apps_90, 0) AS loan_apps_90,
-    coalesce(loans.loan_defaults_known, 0) AS loan_defaults_known,
+    coalesce(camp.camp_conv_incentive_all, 0) AS camp_conv_incentive_all,
+{contact_columns}
+    coalesce(borrowing.loan_apps_all, 0) AS loan_apps_all,
+    coalesce(borrowing.loan_apps_90, 0) AS loan_apps_90,
+    coalesce(borrowing.loan_defaults_known, 0) AS loan_defaults_known,
+    ({as_of} - borrowing.first_loan) / 30.0 AS months_on_book,
+    coalesce(borrowing.open_loans, 0) AS open_loans,
+    coalesce(borrowing.loan_balance, 0) AS loan_balance,
+    CASE WHEN p.credit_line > 0 THEN coalesce(borrowing.loan_balance, 0) / p.credit_line END AS loan_utilisation,
+    CASE WHEN p.credit_line > 0 THEN (coalesce(borrowing.loan_balance, 0) - coalesce(borrowing.loan_balance_90, 0))
+         / p.credit_line END AS loan_utilisation_trend_90,
+    delinquency.dpd_now,
+    delinquency.worst_dpd_3m,
+    delinquency.worst_dpd_6m,
+    delinquency.worst_dpd_12m,
+    coalesce(delinquency.instalments_due_12m, 0) AS instalments_due_12m,
+    coalesce(delinquency.instalments_late_12m, 0) AS instalments_late_12m,
+    coalesce(delinquency.instalments_30dpd_12m, 0) AS instalments_30dpd_12m,
+    CAST(delinquency.instalments_late_12m AS DOUBLE) / nullif(delinquency.instalments_due_12m, 0) AS late_share_12m,
+    delinquency.partial_share_12m,
+    coalesce(delinquency.instalments_due_all, 0) AS instalments_due_all,
+    CAST(delinquency.instalments_late_all AS DOUBLE) / nullif(delinquency.instalments_due_all, 0) AS late_share_all,
+    -- The late share shrunk towards 15% (about the book's) by four instalments' worth: a short history says
+    -- less than a long one, which a card's additive points cannot learn from the share and the count apart.
+    (coalesce(delinquency.instalments_late_all, 0) + 0.6) / (coalesce(delinquency.instalments_due_all, 0) + 4.0)
+        AS late_rate_shrunk,
+    delinquency.partial_share_all,
     dev.n AS device_users,
     ips.n AS ip_users,
     coalesce(invites.invitees, 0) AS invitees,
@@ -162,7 +244,9 @@ FROM pop p
 LEFT JOIN act ON act.user_id = p.user_id
 LEFT JOIN txn ON txn.user_id = p.user_id
 LEFT JOIN camp ON camp.user_id = p.user_id
-LEFT JOIN loans ON loans.user_id = p.user_id
+LEFT JOIN cont ON cont.user_id = p.user_id
+LEFT JOIN borrowing ON borrowing.user_id = p.user_id
+LEFT JOIN delinquency ON delinquency.user_id = p.user_id
 LEFT JOIN dev ON dev.device_id = p.device_id
 LEFT JOIN ips ON ips.ip = p.ip
 LEFT JOIN invites ON invites.user_id = p.user_id
@@ -191,28 +275,40 @@ recent AS (
     WHERE activity_date >= {as_of} - INTERVAL 30 DAY AND activity_date < {as_of} AND launches > 0
 ),
 apps AS (
-    SELECT user_id, application_id, default_90d,
-        row_number() OVER (PARTITION BY user_id ORDER BY applied_date, application_id) AS rn
-    FROM loan_applications
+    SELECT user_id, loan_id, applied_date,
+        row_number() OVER (PARTITION BY user_id ORDER BY applied_date, loan_id) AS rn
+    FROM loans
     WHERE applied_date >= {as_of} AND applied_date < {as_of} + INTERVAL {window} DAY
+),
+-- Default: an instalment that reached {default_dpd} days past due within {within} days of the application; known
+-- only once those days are over by the data's end (unpaid instalments have no paid_date).
+outcome AS (
+    SELECT a.loan_id,
+        max(CASE WHEN (i.paid_date IS NULL OR i.days_past_due >= {default_dpd})
+                 AND i.due_date + INTERVAL {default_dpd} DAY <= a.applied_date + INTERVAL {within} DAY
+                 THEN 1 ELSE 0 END) AS defaulted
+    FROM apps a JOIN instalments i ON i.loan_id = a.loan_id
+    WHERE a.rn = 1
+    GROUP BY a.loan_id
 )
 SELECT pop.user_id,
     CAST(recent.user_id IS NOT NULL AS BOOLEAN) AS churn_eligible,
     CAST(future.user_id IS NULL AS INTEGER) AS churn,
-    apps.application_id,
-    CAST(apps.default_90d AS INTEGER) AS default_90d,
+    apps.loan_id,
+    CASE WHEN apps.applied_date + INTERVAL {within} DAY <= {data_end} THEN coalesce(outcome.defaulted, 0) END
+        AS default_12m,
     CAST(r.user_id IS NOT NULL AS INTEGER) AS abuse_confirmed
 FROM pop
 LEFT JOIN future ON future.user_id = pop.user_id
 LEFT JOIN recent ON recent.user_id = pop.user_id
 LEFT JOIN apps ON apps.user_id = pop.user_id AND apps.rn = 1
+LEFT JOIN outcome ON outcome.loan_id = apps.loan_id
 LEFT JOIN abuse_reports r ON r.user_id = pop.user_id
 ORDER BY pop.user_id
 """
 
 RESPONSE_SQL = """
-SELECT a.user_id, a.campaign_id, c.incentive, c.channel, c.send_hour,
-    CAST(a.treatment AS INTEGER) AS treatment, CAST(a.converted AS INTEGER) AS converted
+SELECT a.user_id, a.campaign_id, a.arm, CAST(a.converted AS INTEGER) AS converted
 FROM campaign_assignments a JOIN campaigns c ON a.campaign_id = c.campaign_id
 JOIN users u ON u.user_id = a.user_id
 WHERE c.send_date >= {as_of} AND c.send_date < {as_of} + INTERVAL {window} DAY AND u.signup_date < {as_of}
@@ -226,17 +322,17 @@ def feature_columns() -> tuple[str, ...]:
     with duckdb.connect() as con:
         for t in TABLES.values():
             con.execute(f"CREATE TABLE {t.name} ({', '.join(f'{c} {d}' for c, d in t.sql_types('BIGINT').items())})")
-        cols = con.execute(FEATURE_SQL.format(as_of="DATE '2000-01-01'") + " LIMIT 0").description
+        cols = con.execute(feature_sql(date(2000, 1, 1)) + " LIMIT 0").description
     return tuple(c[0] for c in cols if c[0] != "user_id") + GRAPH_FEATURES
 
 
-def _date_literal(as_of: date) -> str:
+def date_literal(as_of: date) -> str:
     return f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
 
 
 def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray) -> np.ndarray:
     """Connected-component label of each user over shared devices and invite links."""
-    edges = con.execute(EDGES_SQL.format(as_of=_date_literal(as_of))).fetchnumpy()
+    edges = con.execute(EDGES_SQL.format(as_of=date_literal(as_of))).fetchnumpy()
     pos = pd.Index(user_ids)
     a, b = pos.get_indexer(edges["a"]), pos.get_indexer(edges["b"])
     n = len(user_ids)
@@ -244,9 +340,35 @@ def components(con: duckdb.DuckDBPyConnection, as_of: date, user_ids: np.ndarray
     return connected_components(graph, directed=False)[1]
 
 
+def feature_sql(as_of: date) -> str:
+    """The feature SQL as of a date, its contact aggregates filled in, as DuckDB runs it (Spark runs it transpiled)."""
+    sql = FEATURE_SQL.replace("{contact_aggregates}", CONTACT_AGGREGATES).replace("{contact_columns}", CONTACT_COLUMNS)
+    return sql.format(as_of=date_literal(as_of), default_dpd=DEFAULT_DPD)
+
+
+def label_sql(as_of: date, window: int, data_end: date) -> str:
+    """Labels of the window after `as_of`; a loan's default is empty unless its 12 months end by `data_end`."""
+    return LABEL_SQL.format(as_of=date_literal(as_of), window=window, data_end=date_literal(data_end),
+                            default_dpd=DEFAULT_DPD, within=DEFAULT_WITHIN_DAYS)
+
+
+def response_sql(as_of: date, window: int) -> str:
+    return RESPONSE_SQL.format(as_of=date_literal(as_of), window=window)
+
+
+def opt_outs_sql(as_of: date) -> str:
+    """The (user, channel) opt-outs in force on `as_of`, which the serving snapshot carries for the planner."""
+    return f"SELECT user_id, channel FROM opt_outs WHERE since < {date_literal(as_of)} ORDER BY user_id, channel"
+
+
 def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    df = con.execute(FEATURE_SQL.format(as_of=_date_literal(as_of))).df()
-    comp = components(con, as_of, df["user_id"].to_numpy())
+    df = con.execute(feature_sql(as_of)).df()
+    return finish_features(df, components(con, as_of, df["user_id"].to_numpy()))
+
+
+def finish_features(df: pd.DataFrame, comp: np.ndarray) -> pd.DataFrame:
+    """The feature SQL's rows with the graph features of their components (0..n-1 labels, one per row)
+    added, categories as text, indexed by user id: the snapshot whichever engine ran the SQL."""
     df["ring_size"] = np.bincount(comp)[comp]
     # Rings redeem the new-user offer together, so the component's redemption share tells.
     redeemed = np.bincount(comp, weights=df["redeemed_offer"].to_numpy())
@@ -256,9 +378,9 @@ def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFram
     return df.set_index("user_id")
 
 
-def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(LABEL_SQL.format(as_of=_date_literal(as_of), window=window)).df().set_index("user_id")
+def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int, data_end: date) -> pd.DataFrame:
+    return con.execute(label_sql(as_of, window, data_end)).df().set_index("user_id")
 
 
 def compute_response(con: duckdb.DuckDBPyConnection, as_of: date, window: int) -> pd.DataFrame:
-    return con.execute(RESPONSE_SQL.format(as_of=_date_literal(as_of), window=window)).df()
+    return con.execute(response_sql(as_of, window)).df()

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from scoring.vocabulary import ACQUISITION_CHANNELS, CONTACT_CHANNELS, INCENTIVES
+from scoring.arms import ARMS, CONTACT_CHANNELS, CONTROL
+from scoring.vocabulary import ACQUISITION_CHANNELS
 
 
 # User ids are whole numbers or text, as the bank's warehouse has them: every user-id column takes
@@ -45,6 +46,9 @@ class Table:
     def sql_types(self, user_id_type: str) -> dict[str, str]:
         return {c.name: user_id_type if c.dtype == USER_ID else c.dtype for c in self.columns}
 
+
+# Default, as the credit label reads the instalments: 90 or more days past due within 12 months of the application.
+DEFAULT_DPD, DEFAULT_WITHIN_DAYS = 90, 365
 
 TXN_TYPES = ("fund_purchase", "fund_redeem", "loan_draw", "repayment", "offer_redeem")
 
@@ -104,42 +108,76 @@ TRANSACTIONS = Table(
     ),
 )
 
+# An assignment's arm: `incentive/channel/window` (scoring.arms) or `control` (not contacted).
+ARM_VALUES = (*(a.id for a in ARMS), CONTROL)
+
 CAMPAIGNS = Table(
     "campaigns",
-    "Randomised marketing campaigns.",
+    "Randomised multi-arm marketing campaigns: each user targeted is assigned control or one arm at random.",
     ("campaign_id",),
     (
         Column("campaign_id", "INTEGER", "Campaign identifier."),
-        Column("send_date", "DATE", "Day the incentive was sent."),
-        Column("incentive", "VARCHAR", "Incentive type.", allowed=INCENTIVES),
-        Column("channel", "VARCHAR", "Contact channel.", allowed=CONTACT_CHANNELS),
-        Column("send_hour", "SMALLINT", "Hour of day of the send.", min=0, max=23),
+        Column("send_date", "DATE", "Day the campaign was sent."),
+        Column("arms", "SMALLINT", "Arms randomised over besides control.", min=1, max=len(ARMS)),
     ),
 )
 
 ASSIGNMENTS = Table(
     "campaign_assignments",
-    "Users in a campaign, randomly assigned to treatment or control, with the 7-day outcome.",
+    "Users in a campaign, each randomly assigned an arm or control, with the 7-day outcome.",
     ("campaign_id", "user_id"),
     (
         Column("campaign_id", "INTEGER", "Campaign."),
         Column("user_id", USER_ID, "User."),
-        Column("treatment", "BOOLEAN", "True when the incentive was sent (random assignment)."),
+        Column("arm", "VARCHAR", "incentive/channel/window, or control (random assignment).", allowed=ARM_VALUES),
         Column("converted", "BOOLEAN", "Converted within 7 days of the send date."),
     ),
 )
 
-LOANS = Table(
-    "loan_applications",
-    "Loan applications; the 90-day default outcome becomes known at outcome_date.",
-    ("application_id",),
+CONTACTS = Table(
+    "contacts",
+    "Every send of every campaign: when, which arm and channel, and whether it was opened (a call answered).",
+    ("user_id", "campaign_id"),
     (
-        Column("application_id", "BIGINT", "Application identifier."),
-        Column("user_id", USER_ID, "Applicant."),
-        Column("applied_date", "DATE", "Application date."),
-        Column("amount", "DOUBLE", "Requested amount in CNY.", min=0),
-        Column("default_90d", "BOOLEAN", "Defaulted within 90 days."),
-        Column("outcome_date", "DATE", "Day the outcome is known (applied_date + 90)."),
+        Column("user_id", USER_ID, "User contacted."),
+        Column("contact_time", "TIMESTAMP", "Time of the send (local)."),
+        Column("campaign_id", "INTEGER", "Campaign."),
+        Column("arm", "VARCHAR", "Arm sent.", allowed=ARM_VALUES[:-1]),
+        Column("channel", "VARCHAR", "Contact channel.", allowed=CONTACT_CHANNELS),
+        Column("opened", "BOOLEAN", "Opened: a push or link tapped, a call answered."),
+    ),
+)
+
+LOANS = Table(
+    "loans",
+    "Instalment loans, one row per application (all approved), known from the application date.",
+    ("loan_id",),
+    (
+        Column("loan_id", "BIGINT", "Loan (and application) identifier."),
+        Column("user_id", USER_ID, "Borrower."),
+        Column("applied_date", "DATE", "Application and disbursement date."),
+        Column("amount", "DOUBLE", "Principal in CNY.", min=0),
+        Column("term_months", "SMALLINT", "Number of monthly instalments.", min=1),
+        Column("instalment", "DOUBLE", "Scheduled monthly amount in CNY (principal and fee).", min=0),
+    ),
+)
+
+INSTALMENTS = Table(
+    "instalments",
+    "The repayment schedule: a row per instalment once it falls due (none after a charge-off at 90+ days past due).",
+    ("loan_id", "instalment_no"),
+    (
+        Column("loan_id", "BIGINT", "Loan."),
+        Column("instalment_no", "SMALLINT", "1 for the first instalment.", min=1),
+        Column("user_id", USER_ID, "Borrower."),
+        Column("due_date", "DATE", "Day the instalment falls due."),
+        Column("amount_due", "DOUBLE", "Amount due in CNY (with any shortfall rolled over from the instalment before).",
+               min=0),
+        Column("amount_paid", "DOUBLE", "Amount paid in CNY: below amount_due for a partial payment.", min=0),
+        Column("paid_date", "DATE", "Day of the payment; empty while unpaid.", nullable=True),
+        Column("days_past_due", "SMALLINT", "Days between due and payment; empty while unpaid.", nullable=True,
+               min=0),
+        Column("balance", "DOUBLE", "Owed on the loan when the instalment fell due, before its payment.", min=0),
     ),
 )
 
@@ -166,7 +204,8 @@ OPT_OUTS = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, LOANS, ABUSE_REPORTS, OPT_OUTS)
+    t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, CONTACTS, LOANS, INSTALMENTS,
+                        ABUSE_REPORTS, OPT_OUTS)
 }
 
 
@@ -202,10 +241,10 @@ def validate(table: Table, df: pd.DataFrame) -> list[str]:
                 problems.append(f"{table.name}.{col.name}: below {col.min}, {rows(num < col.min)}")
             if col.max is not None and (num > col.max).any():
                 problems.append(f"{table.name}.{col.name}: above {col.max}, {rows(num > col.max)}")
-        elif col.dtype == "DATE":
+        elif col.dtype in ("DATE", "TIMESTAMP"):
             bad = pd.to_datetime(present, errors="coerce").isna()
             if bad.any():
-                problems.append(f"{table.name}.{col.name}: not a date, {rows(bad)}")
+                problems.append(f"{table.name}.{col.name}: not a {col.dtype.lower()}, {rows(bad)}")
         elif col.dtype == USER_ID:
             bad = present.astype(str).str.strip() == ""
             if bad.any():

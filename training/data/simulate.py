@@ -1,6 +1,7 @@
 """A vectorised simulator of a consumer-finance app, with its ground truth kept apart.
 
-Every outcome is drawn from a known probability. Churn emerges from a daily launch
+Every outcome is drawn from a known probability. The loan book and its repayments are simulated
+per loan after the day loop (`training.data.simulate_loans`). Churn emerges from a daily launch
 probability and a leave decision at period boundaries, whose parameters are stored in the
 truth table so the oracle churn probability can be computed for any snapshot
 (`truth.churn_probability`).
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from scoring.vocabulary import CONTACT_CHANNELS, INCENTIVES
+from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift, draw_shares
+from training.data.simulate_loans import simulate_loans
 from training.data.simulate_tables import (
     OFFER_AMOUNT,
     Abuse,
@@ -27,13 +29,9 @@ from training.data.simulate_tables import (
     assemble,
     users_frame,
 )
+from training.data.arm_response import draw_traits
+from training.data.simulate_campaigns import RECENT_ACTIVE_DAYS, CampaignLog, campaign_tables, is_campaign_day
 
-# Campaign effects: multipliers of the incentive's uplift by type and channel.
-INCENTIVE_GAIN = {"red_packet": 1.0, "coupon": 0.7, "interest_free": 1.3}
-CHANNEL_GAIN = {"push": 0.8, "sms": 1.0, "phone": 1.4, "wechat": 1.1}
-PUT_OFF_CHANNELS = ("sms", "phone")
-CAMPAIGN_EVERY_DAYS = 7
-CAMPAIGN_REACH = 0.25
 MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
 # Users decide to leave at boundaries every CHURN_PERIOD_DAYS counted back from the end of the
 # data, so the default snapshots fall on boundaries and the decision is not known before them.
@@ -305,63 +303,31 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
 
 
 def _money(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
-           events: Events) -> None:
-    """Money movements happen on active days (r: the active users' draws); offers on the redeem day."""
+           events: Events, lift: float = 1.0) -> None:
+    """Money movements on active days (r: the active users' draws, lift: the day's draw-down factor); offers."""
     fund = act[r[:, 0] < pop.fund_p[act]]
     has_line = pop.credit_line[act] > 0
-    draw = act[has_line & (r[:, 1] < 0.02)]
+    draw = act[has_line & (r[:, 1] < BASE_DRAW_P * lift)]
     rep = act[has_line & (r[:, 2] < 0.12)]
     offer = np.flatnonzero(pop.churn.redeem == t)
     offer = offer[(pop.lat.signup[offer] >= 0) & (pop.churn.death[offer] > t)]
     line, util, add = pop.credit_line, pop.util, events.add_transactions
     add(fund, t, "fund_purchase", pop.lat.value[fund] * np.exp(rng.normal(0, 0.6, len(fund))) * 20)
-    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * rng.uniform(0.5, 1.0, len(draw)), 2))
+    add(draw, t, "loan_draw", np.round(line[draw] * util[draw] * draw_shares(rng, r[:, 1], has_line, lift), 2))
     add(rep, t, "repayment", np.round(line[rep] * util[rep] * 0.2, 2), rng.poisson(pop.repay_late[rep]))
     add(offer, t, "offer_redeem", np.full(len(offer), OFFER_AMOUNT))
 
 
-def _loans(rng: np.random.Generator, pop: Population, t: int, act: np.ndarray, r: np.ndarray,
-           events: Events) -> None:
-    """Verified active users apply for loans (r: one draw per active user); defaults follow the true PD."""
-    lat = pop.lat
-    apply = act[(pop.kyc[act] > 0) & (r < 0.01)]
-    pd_true = sigmoid(
-        -2.7 + 0.7 * lat.z_r_obs[apply] + 0.35 * lat.z_r_hidden[apply] + 0.25 * (3 - pop.income[apply])
-        + 0.4 * pop.young[apply] - 0.3 * pop.bound_card[apply] + 1.2 * (pop.util[apply] - 0.4)
-        - 0.3 * lat.z_e[apply]
-    )
-    amount = np.round(pop.credit_line[apply] * rng.uniform(0.1, 0.5, len(apply)), 2)
-    events.loans.append((apply, np.full(len(apply), t), amount, pd_true, rng.random(len(apply)) < pd_true))
-
-
-def _campaign(rng: np.random.Generator, pop: Population, t: int, alive: np.ndarray, events: Events) -> None:
-    """One campaign to a random share of the recently active, half of them treated."""
-    lat, campaign_id = pop.lat, len(events.campaigns)
-    eligible = alive[(t - pop.last_active[alive] <= 30) & (lat.signup[alive] < t)]
-    target = eligible[rng.random(len(eligible)) < CAMPAIGN_REACH]
-    incentive = INCENTIVES[campaign_id % len(INCENTIVES)]
-    channel = CONTACT_CHANNELS[rng.integers(0, len(CONTACT_CHANNELS))]
-    events.campaigns.append((campaign_id, t, incentive, channel, int(rng.integers(8, 22))))
-    treat = rng.random(len(target)) < 0.5
-    # Engaged, valuable users convert anyway; the price-sensitive convert because of the incentive.
-    p_c = sigmoid(-4.6 + 1.1 * lat.z_e[target] + 0.45 * np.log(lat.value[target] / 50))
-    gain = (0.16 * sigmoid(3.0 * (lat.z_p[target] - 1.0)) * sigmoid(-lat.z_e[target])
-            * INCENTIVE_GAIN[incentive] * CHANNEL_GAIN[channel])
-    put_off = (lat.z_f[target] > 1.6) & (channel in PUT_OFF_CHANNELS)
-    p_t = np.where(put_off, p_c * 0.3, np.clip(p_c + gain, 0, 0.95))
-    conv = rng.random(len(target)) < np.where(treat, p_t, p_c)
-    events.assignments.append((np.full(len(target), campaign_id), target, treat, conv, p_t, p_c))
-
-
-def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events) -> None:
+def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: Events, lift: float,
+         campaigns: CampaignLog) -> None:
     if is_boundary(t, days):
         _leave(rng, pop, t)
     alive, act = _activity(rng, pop, t, events)
-    r = rng.random((len(act), 4))  # per active user: fund purchase, loan draw, repayment, loan application
-    _money(rng, pop, t, act, r, events)
-    _loans(rng, pop, t, act, r[:, 3], events)
-    if t % CAMPAIGN_EVERY_DAYS == 3:
-        _campaign(rng, pop, t, alive, events)
+    r = rng.random((len(act), 3))  # per active user: fund purchase, loan draw, repayment
+    _money(rng, pop, t, act, r, events, lift * campaign_lift(campaigns.sends(), t))
+    if is_campaign_day(t):
+        eligible = alive[(t - pop.last_active[alive] <= RECENT_ACTIVE_DAYS) & (pop.lat.signup[alive] < t)]
+        campaigns.send(t, eligible, len(pop.lat.signup))
 
 
 def _abuse(cfg: SimConfig, users: pd.DataFrame, lat: Latent) -> Abuse:
@@ -388,10 +354,18 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
     users, lat = _users(rng, cfg)
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
+    traits = draw_traits(np.random.default_rng(cfg.seed + 2), lat.z_e, lat.z_p, lat.z_f, lat.value,
+                         users["age"].to_numpy(), users["city_tier"].to_numpy(), users["credit_line"].to_numpy())
+    campaigns = CampaignLog.start(traits, cfg.seed + 3)  # generators of their own, apart from the world's
     _before_window(rng, pop, events)
-    for t in tqdm(range(cfg.days), desc="simulate days", disable=not progress, unit="day"):
-        _day(rng, pop, t, cfg.days, events)
-    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), cfg.days)
+    for t, lift in enumerate(tqdm(calendar_lift(cfg.start, cfg.days), desc="simulate days", disable=not progress,
+                                  unit="day")):
+        _day(rng, pop, t, cfg.days, events, lift, campaigns)
+    book = simulate_loans(cfg.seed, pop, cfg.days)
+    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book, cfg.days)
+    more_tables, more_truth = campaign_tables(campaigns, users["user_id"].to_numpy(), np.datetime64(cfg.start, "D"))
+    tables.update(more_tables)
+    truth.update(more_truth)
     meta = {"start": cfg.start.isoformat(), "days": cfg.days, "users": cfg.users, "seed": cfg.seed,
             "churn_period_days": CHURN_PERIOD_DAYS}
     return World(tables=tables, truth=truth, meta=meta)

@@ -97,15 +97,34 @@ class Abuse:
     report_day: np.ndarray
 
 
+@dataclass(frozen=True)
+class LoanBook:
+    """The loan book (`training.data.simulate_loans`): one row per loan; the instalment arrays are
+    loans × the longest term, `recorded` marking the instalments the warehouse holds."""
+
+    user: np.ndarray  # user index
+    applied: np.ndarray  # day of application and disbursement
+    amount: np.ndarray
+    term: np.ndarray  # months
+    instalment: np.ndarray  # scheduled monthly amount
+    due: np.ndarray  # day each instalment falls due
+    amount_due: np.ndarray  # scheduled amount plus the shortfall of a partial payment before
+    amount_paid: np.ndarray  # paid before the data ends
+    paid: np.ndarray  # day paid
+    settled: np.ndarray  # paid before the data ends
+    balance: np.ndarray  # owed on the loan when the instalment falls due, before its payment
+    recorded: np.ndarray  # fell due before the data ended and before any charge-off
+    default_day: np.ndarray  # day 90 days past due was reached (truth; far future: never)
+    pd: np.ndarray  # true probability of 90+ days past due within 12 months (truth)
+    shock: np.ndarray  # distress at the application (truth)
+
+
 @dataclass
 class Events:
     """Rows collected while simulating: per table, one tuple of parallel arrays per batch."""
 
     activity: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     transactions: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    loans: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    assignments: list[tuple[np.ndarray, ...]] = field(default_factory=list)
-    campaigns: list[tuple[int, int, str, str, int]] = field(default_factory=list)
 
     def add_activity(self, idx: np.ndarray, day: np.ndarray, launches: np.ndarray, pv: np.ndarray,
                      msg: np.ndarray) -> None:
@@ -189,41 +208,27 @@ def _transactions_table(rows: list[tuple], uid: np.ndarray, start: np.datetime64
     )
 
 
-def _campaigns_table(rows: list[tuple[int, int, str, str, int]], start: np.datetime64) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "campaign_id": np.array([c[0] for c in rows], dtype=np.int32),
-            "send_date": _day_to_date(start, np.array([c[1] for c in rows])),
-            "incentive": [c[2] for c in rows],
-            "channel": [c[3] for c in rows],
-            "send_hour": np.array([c[4] for c in rows], dtype=np.int16),
-        }
-    )
-
-
-def _assignment_tables(rows: list[tuple], uid: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The assignments as the warehouse holds them, and each one's conversion probabilities (truth)."""
-    keys = {"campaign_id": _cat(rows, 0).astype(np.int32), "user_id": uid[_cat(rows, 1)]}
-    table = pd.DataFrame({**keys, "treatment": _cat(rows, 2), "converted": _cat(rows, 3)})
-    truth = pd.DataFrame({**keys, "p_treated": _cat(rows, 4), "p_control": _cat(rows, 5)})
-    return table, truth
-
-
-def _loan_tables(rows: list[tuple], uid: np.ndarray, start: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The applications with their 90-day outcome, and each one's true default probability (truth)."""
-    idx, day = _cat(rows, 0), _cat(rows, 1)
-    app_id = np.arange(1, len(idx) + 1, dtype=np.int64)
-    table = pd.DataFrame(
-        {
-            "application_id": app_id,
-            "user_id": uid[idx],
-            "applied_date": _day_to_date(start, day),
-            "amount": _cat(rows, 2),
-            "default_90d": _cat(rows, 4),
-            "outcome_date": _day_to_date(start, day + 90),
-        }
-    )
-    return table, pd.DataFrame({"application_id": app_id, "pd": _cat(rows, 3)})
+def _loan_tables(book: LoanBook, uid: np.ndarray, start: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The loans, their instalments as far as the data reaches, and each loan's true default probability (truth)."""
+    loan_id = np.arange(1, len(book.user) + 1, dtype=np.int64)
+    loans = pd.DataFrame({"loan_id": loan_id, "user_id": uid[book.user], "applied_date": _day_to_date(start, book.applied),
+                          "amount": book.amount, "term_months": book.term.astype(np.int16),
+                          "instalment": book.instalment})
+    row, k = np.nonzero(book.recorded)
+    paid = book.paid[row, k]
+    known = book.settled[row, k]
+    due = book.due[row, k]
+    instalments = pd.DataFrame({
+        "loan_id": loan_id[row], "instalment_no": (k + 1).astype(np.int16), "user_id": uid[book.user[row]],
+        "due_date": _day_to_date(start, due), "amount_due": np.round(book.amount_due[row, k], 2),
+        "amount_paid": np.round(book.amount_paid[row, k], 2),
+        "paid_date": pd.Series(_day_to_date(start, np.where(known, paid, due))).where(known),
+        "days_past_due": _nullable(np.maximum(paid - due, 0), known, "Int16"),
+        "balance": np.round(book.balance[row, k], 2),
+    })
+    truth = pd.DataFrame({"loan_id": loan_id, "pd": book.pd, "shock_at_application": book.shock,
+                          "default_day": book.default_day})
+    return loans, instalments, truth
 
 
 def _users_truth(uid: np.ndarray, latent: Latent, churn: Churn, abuse: Abuse) -> pd.DataFrame:
@@ -263,24 +268,22 @@ def _opt_outs_table(uid: np.ndarray, day0: np.datetime64, days: int) -> pd.DataF
     return pd.concat(parts, ignore_index=True)
 
 
-def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, events: Events,
-             abuse: Abuse, days: int) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, events: Events, abuse: Abuse,
+             book: LoanBook, days: int) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """The warehouse tables (the contract) and the ground-truth tables."""
     day0 = np.datetime64(start, "D")
     uid = users["user_id"].to_numpy()
-    assignments, assignments_truth = _assignment_tables(events.assignments, uid)
-    loans, loans_truth = _loan_tables(events.loans, uid, day0)
+    loans, instalments, loans_truth = _loan_tables(book, uid, day0)
     tables = {
         "users": _users_table(users, day0),
         "daily_activity": _activity_table(events.activity, uid, day0),
         "transactions": _transactions_table(events.transactions, uid, day0),
-        "campaigns": _campaigns_table(events.campaigns, day0),
-        "campaign_assignments": assignments,
-        "loan_applications": loans,
+        "loans": loans,
+        "instalments": instalments,
         "abuse_reports": pd.DataFrame({"user_id": uid[abuse.confirmed],
                                        "reported_date": _day_to_date(day0, abuse.report_day[abuse.confirmed])}),
         "opt_outs": _opt_outs_table(uid, day0, days),
     }
-    truth = {"campaign_assignments": assignments_truth, "loan_applications": loans_truth,
+    truth = {"loans": loans_truth,
              "users": _users_truth(uid, latent, churn, abuse)}
     return tables, truth

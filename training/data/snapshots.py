@@ -15,7 +15,9 @@ from scoring.artifacts import file_sha256
 from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
 from scoring.plan import OPT_OUTS_FILE
 from scoring.settings import Settings
-from training.data import features, warehouse
+from training.data import warehouse
+from training.data.engine import DuckDBEngine, Engine
+from training.data.schema import DEFAULT_WITHIN_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +57,28 @@ class SnapshotDates:
     oot: date
     serving: date
     history: tuple[date, ...] = ()  # earlier training snapshots, newest first
+    # Credit's out-of-time and training snapshots (newest first): its default takes 12 months to be known,
+    # so they lie that much before the others (in the loan book's history before the simulated window).
+    credit_oot: date | None = None
+    credit_train: tuple[date, ...] = ()
 
 
-def default_dates(settings: Settings) -> SnapshotDates:
+def default_dates(settings: Settings, engine: Engine | None = None) -> SnapshotDates:
     """Train and out-of-time snapshots one label window apart, each with a full window after it, and up to
     `settings.history_snapshots` earlier ones (back to the first campaign) whose windows add training rows."""
-    with warehouse.connect(settings) as con:
-        end = warehouse.data_end(con)
-        first = con.execute("SELECT min(send_date) FROM campaigns").fetchone()[0]
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return default_dates(settings, DuckDBEngine(con))
+    end, first, first_loan = engine.data_end(), engine.first_send(), engine.first_loan()
     w = pd.Timedelta(days=settings.label_window_days)
     train = end - 2 * w
     earlier = [train - k * w for k in range(1, settings.history_snapshots + 1)]
     history = tuple(d.date() for d in earlier if first is not None and d > pd.Timestamp(first))
-    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history)
+    credit_oot = end - w - pd.Timedelta(days=DEFAULT_WITHIN_DAYS)
+    credit = [credit_oot - k * w for k in range(0, settings.credit_history_snapshots + 2)]
+    credit = [d.date() for d in credit if first_loan is not None and d > pd.Timestamp(first_loan)]
+    return SnapshotDates(train=train.date(), oot=(end - w).date(), serving=end.date(), history=history,
+                         credit_oot=credit[0] if credit else None, credit_train=tuple(credit[1:]))
 
 
 def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
@@ -77,31 +88,38 @@ def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
          "sha256": {p.name: file_sha256(p) for p in files}}, indent=2))
 
 
-def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True) -> SnapshotPaths:
+def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
+                   engine: Engine | None = None) -> SnapshotPaths:
+    """Features (and labels) as of a date, computed by `engine` (DuckDB over the warehouse by default)."""
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return build_snapshot(settings, as_of, with_labels, DuckDBEngine(con))
     paths = snapshot_paths(settings, as_of)
     paths.root.mkdir(parents=True, exist_ok=True)
-    with warehouse.connect(settings) as con:
-        if with_labels:
-            end = warehouse.data_end(con)
-            if pd.Timestamp(as_of) + pd.Timedelta(days=settings.label_window_days) > end:
-                raise ValueError(
-                    f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
-                )
-        feats = features.compute_features(con, as_of)
-        feats.to_parquet(paths.features)
-        if with_labels:
-            features.compute_labels(con, as_of, settings.label_window_days).to_parquet(paths.labels)
-            features.compute_response(con, as_of, settings.label_window_days).to_parquet(paths.response, index=False)
+    if with_labels:
+        end = engine.data_end()
+        if pd.Timestamp(as_of) + pd.Timedelta(days=settings.label_window_days) > end:
+            raise ValueError(
+                f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
+            )
+    feats = engine.features(as_of)
+    # index=True writes user_id as a column even when the ids run contiguously (pandas would keep a
+    # RangeIndex only in its metadata), so that DuckDB and Spark read the ids too.
+    feats.to_parquet(paths.features, index=True)
+    if with_labels:
+        engine.labels(as_of, settings.label_window_days, end).to_parquet(paths.labels)
+        engine.response(as_of, settings.label_window_days).to_parquet(paths.response, index=False)
     write_manifest(paths, as_of, len(feats))
     return paths
 
 
-def build_serving_snapshot(settings: Settings, as_of: date) -> None:
+def build_serving_snapshot(settings: Settings, as_of: date, engine: Engine | None = None) -> None:
     """Features as of the end of the data, and the opt-outs in force then: what the service looks users up in."""
-    paths = build_snapshot(settings, as_of, with_labels=False)
-    with warehouse.connect(settings) as con:
-        con.execute("SELECT user_id, channel FROM opt_outs WHERE since < ? ORDER BY user_id, channel",
-                    [pd.Timestamp(as_of).date()]).df().to_parquet(paths.opt_outs, index=False)
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return build_serving_snapshot(settings, as_of, DuckDBEngine(con))
+    paths = build_snapshot(settings, as_of, with_labels=False, engine=engine)
+    engine.opt_outs(as_of).to_parquet(paths.opt_outs, index=False)
     write_manifest(paths, as_of, json.loads(paths.manifest.read_text())["rows"])
     publish_serving(paths, settings.snapshot_dir, settings.drift_rows)
 
@@ -126,14 +144,11 @@ def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def history(settings: Settings, dates: SnapshotDates) -> list[date]:
-    """The earlier snapshots whose label windows add training rows, built on first use.
-
-    Only the response and credit training read them, so `features` (and the serving path) does not
-    pay for them.
-    """
-    for as_of in dates.history:
+def built(settings: Settings, as_ofs: tuple[date, ...]) -> list[date]:
+    """Snapshots that only some training reads (response's earlier ones, credit's), built on first use,
+    so that `features` (and the serving path) does not pay for them."""
+    for as_of in as_ofs:
         if not snapshot_paths(settings, as_of).labels.exists():
-            log.info("building the earlier snapshot as of %s for training", as_of)
+            log.info("building the snapshot as of %s for training", as_of)
             build_snapshot(settings, as_of)
-    return list(dates.history)
+    return list(as_ofs)

@@ -8,8 +8,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from scoring.arms import ARMS, Arm
 from scoring.settings import Settings
+from training.data.arm_response import ResponseTraits, arm_probabilities
 from training.data.simulate import active_logit, die_logit, is_boundary, sigmoid
+from training.data.simulate_campaigns import FATIGUE_DAYS
 
 
 def read_truth(settings: Settings, name: str) -> pd.DataFrame:
@@ -46,3 +49,15 @@ def churn_probability(truth_users: pd.DataFrame, day: int, days: int, window: in
         alive_quiet *= 1.0 - sigmoid(logit)
     p = np.where(t["death_day"].to_numpy() < day, 1.0, alive_quiet + gone_quiet)
     return pd.Series(p, index=t["user_id"].to_numpy(), name="p_churn")
+
+
+def true_arm_probabilities(settings: Settings, user_ids: np.ndarray, send_date: date,
+                           arms: tuple[Arm, ...] = ARMS) -> tuple[np.ndarray, np.ndarray]:
+    """P(convert | control) (n,) and P(convert | arm) (n × arms) of users sent a campaign on `send_date`:
+    their response traits and their contacts in the FATIGUE_DAYS before it (the planner's oracle)."""
+    traits = read_truth(settings, "campaign_users").set_index("user_id").reindex(user_ids)
+    contacts = pd.read_parquet(settings.warehouse_dir / "contacts.parquet", columns=["user_id", "contact_time"])
+    day = pd.Timestamp(send_date)
+    recent = contacts[(contacts.contact_time < day) & (contacts.contact_time >= day - pd.Timedelta(days=FATIGUE_DAYS))]
+    counts = recent.groupby("user_id").size().reindex(user_ids, fill_value=0).to_numpy()
+    return arm_probabilities(ResponseTraits.from_frame(traits), counts, arms)

@@ -89,6 +89,8 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
             for col in table.columns:
                 if col.dtype == "DATE":
                     df[col.name] = pd.to_datetime(df[col.name]).astype("datetime64[s]")
+                elif col.dtype == "TIMESTAMP":
+                    df[col.name] = pd.to_datetime(df[col.name]).astype("datetime64[us]")
             frames[name] = df
     if problems:
         raise ContractError("data does not meet the warehouse contract:\n  " + "\n  ".join(problems))

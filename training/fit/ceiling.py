@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 from scoring.spec import FeatureSpec
 from training import figures
 from training.fit.candidate import Candidate
-from training.metrics import gap_metrics, qini_coefficient, qini_curve
+from training.metrics import gap_metrics
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,14 @@ class Ceiling:
 
 
 def fit_ceiling(X: np.ndarray, truth: np.ndarray, spec: FeatureSpec, target: str = "probability",
-                grid: tuple[int, ...] | None = None, seed: int = 0) -> Ceiling:
-    """LightGBM fitted to `truth` on these rows, the setting with the least validation error kept."""
+                grid: tuple[int, ...] | None = None, seed: int = 0, names: list[str] | None = None,
+                categorical: list[int] | None = None) -> Ceiling:
+    """LightGBM fitted to `truth` on these rows, the setting with the least validation error kept.
+    `names` and `categorical` describe X where it holds more than the spec's features (an arm's codes)."""
     grid = grid or GRIDS[target]
     valid = np.random.default_rng(seed).random(len(truth)) < VALID_SHARE
-    cat = spec.categorical_index
-    dtrain = lgb.Dataset(X[~valid], truth[~valid], feature_name=spec.names, categorical_feature=cat,
+    cat = spec.categorical_index if categorical is None else categorical
+    dtrain = lgb.Dataset(X[~valid], truth[~valid], feature_name=names or spec.names, categorical_feature=cat,
                          free_raw_data=False)
     dvalid = lgb.Dataset(X[valid], truth[valid], reference=dtrain, categorical_feature=cat)
     params = {**CEILING_PARAMS, "objective": OBJECTIVES[target], "seed": seed}
@@ -87,7 +89,7 @@ def fit_ceiling(X: np.ndarray, truth: np.ndarray, spec: FeatureSpec, target: str
     return Ceiling(fits[best], best, table)
 
 
-def _attach(c: Candidate, ceiling: Ceiling, metrics: dict[str, float], figure: Figure, unit: str) -> None:
+def attach_gaps(c: Candidate, ceiling: Ceiling, metrics: dict[str, float], figure: Figure, unit: str) -> None:
     """The ceiling's figures, table and settings in a candidate's run; a model above it is flagged."""
     c.metrics.update(metrics)
     c.figures["ceiling"] = figure
@@ -107,29 +109,5 @@ def binary_gaps(c: Candidate, ceiling: Ceiling, X_eval: np.ndarray, y_eval: np.n
            (("model", c.test_scores), ("ceiling", score), ("oracle", oracle))}
     curves = {f"model ({auc['model']:.3f})": c.test_scores, f"feature ceiling ({auc['ceiling']:.3f})": score,
               f"oracle ({auc['oracle']:.3f})": oracle}
-    _attach(c, ceiling, gap_metrics(auc["oracle"], auc["ceiling"], auc["model"], "auc"),
+    attach_gaps(c, ceiling, gap_metrics(auc["oracle"], auc["ceiling"], auc["model"], "auc"),
             figures.roc_curves(y_eval, curves, "Model, feature ceiling and oracle (out-of-time)"), "auc")
-
-
-def uplift_gaps(c: Candidate, ceiling: Ceiling, X_eval: np.ndarray, y: np.ndarray, t: np.ndarray,
-                oracle: np.ndarray, arms: np.ndarray) -> None:
-    """Qini of model, ceiling and oracle (pooled, and its mean over arms), the gaps and the Qini curves."""
-    effect = ceiling.predict(X_eval)
-    rankings = {"model": c.test_scores, "ceiling": effect, "oracle": oracle}
-    qini = {name: qini_coefficient(y, t, r) for name, r in rankings.items()}
-    metrics = gap_metrics(qini["oracle"], qini["ceiling"], qini["model"], "qini")
-    by_arm = {name: arm_mean_qini(y, t, r, arms) for name, r in rankings.items()}
-    metrics.update(arm_mean_qini=by_arm["model"], ceiling_arm_mean_qini=by_arm["ceiling"],
-                   oracle_arm_mean_qini=by_arm["oracle"])
-    if by_arm["ceiling"] > 0:
-        metrics["qini_vs_ceiling_ratio"] = by_arm["model"] / by_arm["ceiling"]
-    curves = {f"{label} ({qini[name]:.4f})": qini_curve(y, t, rankings[name])
-              for name, label in (("model", "model"), ("ceiling", "feature ceiling"), ("oracle", "oracle"))}
-    _attach(c, ceiling, metrics, figures.qini_curves(curves, "Model, feature ceiling and oracle (out-of-time)"), "qini")
-
-
-def arm_mean_qini(y: np.ndarray, t: np.ndarray, ranking: np.ndarray, arms: np.ndarray) -> float:
-    """Qini within each arm (its treated rows against its own randomised control), averaged over arms."""
-    values = [qini_coefficient(y[rows], t[rows], ranking[rows])
-              for rows in (arms == a for a in np.unique(arms)) if 0 < t[rows].mean() < 1]
-    return float(np.mean(values)) if values else float("nan")

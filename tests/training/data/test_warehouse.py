@@ -36,6 +36,21 @@ def test_valid_files_load(export, tmp_path, settings):
 
     with duckdb.connect(str(target.warehouse_db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM daily_activity").fetchone()[0] == counts["daily_activity"]
+        # Contacts came as CSV: their times are timestamps again, to the minute.
+        first = con.execute("SELECT min(contact_time), typeof(min(contact_time)) FROM contacts").fetchone()
+    assert counts["contacts"] == len(pd.read_parquet(settings.warehouse_dir / "contacts.parquet")) > 0
+    assert first[1] == "TIMESTAMP" and first[0].hour >= 8
+
+
+def test_bad_contacts_are_refused(export, tmp_path):
+    contacts = pd.read_csv(export / "contacts.csv")
+    contacts.loc[2, "arm"] = "red_packet/fax/morning"
+    contacts.loc[4, "contact_time"] = "yesterday"
+    contacts.to_csv(export / "contacts.csv", index=False)
+    with pytest.raises(ContractError) as err:
+        load_dir(export, make_settings(tmp_path / "target"))
+    assert "contacts.arm: values outside" in str(err.value) and "[2]" in str(err.value)
+    assert "contacts.contact_time: not a timestamp, 1 rows (first: [4])" in str(err.value)
 
 
 def test_bad_values_are_refused_naming_table_column_and_rows(export, tmp_path):
@@ -68,3 +83,16 @@ def test_cli_load_exits_nonzero_with_the_message(export, tmp_path):
     r = subprocess.run([sys.executable, "-m", "training", "load", str(export)], capture_output=True, text=True, env=env)
     assert r.returncode != 0
     assert "users.city_tier: above 5" in r.stderr
+
+
+def test_loans_and_instalments_load_and_a_bad_instalment_is_refused(export, tmp_path, settings):
+    counts = load_dir(export, make_settings(tmp_path / "good"))
+    assert counts["instalments"] == len(pd.read_parquet(settings.warehouse_dir / "instalments.parquet")) > 0
+    assert counts["loans"] > 0
+    path = next(export.glob("instalments.*"))
+    inst = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    inst.loc[[2], "days_past_due"] = -5
+    inst.to_parquet(path, index=False) if path.suffix == ".parquet" else inst.to_csv(path, index=False)
+    with pytest.raises(ContractError) as err:
+        load_dir(export, make_settings(tmp_path / "bad"))
+    assert "instalments.days_past_due: below 0, 1 rows (first: [2])" in str(err.value)

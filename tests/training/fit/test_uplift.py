@@ -10,20 +10,21 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from scoring.arms import ARMS, CONTROL
 from scoring.artifacts import CHECKSUMS, ArtifactError, write_checksums
-from scoring.spec import FeatureSpec
 from scoring.uplift import UpliftScorer
 from training.data import datasets
 from training.data.datasets import UpliftData
 from training.data.snapshots import snapshot_paths
 from training.fit import uplift
 from training.fit.ceiling import UNDERFITTED_TAG
-from training.metrics import true_uplift_captured
 from training.train import Table, train_response
 
-LEARNERS = {"response_propensity", *uplift.LEARNERS}
-METRICS = {"oot_qini", "oot_auuc", "oot_response_auc", "oracle_qini", "qini_vs_oracle_ratio", "oracle_uplift_corr",
-           "oot_true_uplift_top30", "oot_qini_incentive_red_packet"}
+LEARNERS = {"response_propensity", "s_learner", *uplift.GRID_LEARNERS, uplift.BASELINE}
+METRICS = {"oot_qini", "oot_auuc", "oot_qini_pooled", "oot_response_auc", "oracle_qini", "qini_vs_oracle_ratio",
+           "oracle_uplift_corr", "oracle_uplift_corr_within_arm", "oot_true_uplift_best_arm",
+           "oracle_true_uplift_best_arm", "oot_qini_red_packet_push_morning", "oot_auuc_coupon_sms_evening"}
+GRID = tuple(a.id for a in ARMS)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_learners_are_compared_in_one_experiment_and_the_best_is_registered(resp
 
     selected = runs[runs["tags.selected"] == "True"]
     assert selected["run_id"].tolist() == [response.run_id]
-    learners = runs[runs["tags.learner"] != "response_propensity"]
+    learners = runs[(runs["tags.learner"] != "response_propensity") & (runs["tags.role"] != "baseline")]
     assert selected["metrics.oot_qini"].iloc[0] == learners["metrics.oot_qini"].max()
     assert selected["tags.learner"].iloc[0] == response.scorer.learner
 
@@ -65,35 +66,33 @@ def test_learners_are_compared_in_one_experiment_and_the_best_is_registered(resp
     assert client.get_model_version_by_alias("marketing_response", "champion").run_id == response.run_id
 
 
-def test_spec_takes_the_offer_but_not_the_assignment(response):
+def test_spec_takes_the_users_features_and_the_model_every_arm(response):
     spec = response.scorer.spec
-    assert {"incentive", "channel"} <= set(spec.categorical) and "send_hour" in spec.numeric
-    assert not {"treatment", "user_id", "campaign_id", "gender"} & set(spec.names)
+    assert not {"arm", "treatment", "user_id", "campaign_id", "gender"} & set(spec.names)
+    assert "contacts_phone_30" in spec.names and "open_rate_evening" in spec.names
+    assert response.scorer.arms == GRID
 
 
-def test_served_uplift_tracks_the_oracle(response, data):
-    assert np.corrcoef(response.test_scores, data.ds.oracle)[0, 1] > 0.05
+def test_per_arm_uplift_tracks_each_arms_true_uplift(response, data):
+    """Every arm's predicted uplift of every out-of-time user against the simulator's truth for that arm."""
+    X = response.scorer.spec.to_matrix(data.ds.X_test)
+    p0, P = response.scorer.arm_probabilities(X, ARMS)
+    assert p0.shape == (len(X),) and P.shape == (len(X), len(ARMS))
+    uplift_ = P - p0[:, None]
+    assert np.corrcoef(uplift_.ravel(), data.truth_test.ravel())[0, 1] > 0.05
+    within = [np.corrcoef(uplift_[:, j], data.truth_test[:, j])[0, 1] for j in range(len(ARMS))]
+    assert np.mean(within) > 0.02 and np.mean(np.array(within) > 0) > 0.7
     assert response.metrics["oracle_uplift_corr"] > 0.05
-    assert response.metrics["oracle_qini"] > response.metrics["oot_qini"]
 
 
-def test_uplift_targets_more_true_uplift_than_response_propensity(response, data, runs):
-    """Targeting the top 30% by predicted uplift reaches users with more true uplift than targeting the
-    top 30% by plain response propensity, on the same OOT rows.
-
-    Judged on the oracle's expected uplift of the users picked rather than on observed Qini: with ~4%
-    conversion on 10,000 rows, the Qini of any ranking moves by about its own size between draws.
-    """
-    ds = data.ds
-    spec = response.scorer.spec
-    propensity = uplift.fit(spec.to_matrix(ds.X_train), ds.y_train, spec).predict(spec.to_matrix(ds.X_test))
-    by_uplift = true_uplift_captured(ds.oracle, response.test_scores)
-    by_propensity = true_uplift_captured(ds.oracle, propensity)
-    assert by_uplift > by_propensity
-    assert by_uplift > ds.oracle.mean(), "better than random targeting"
-    logged = runs.set_index("tags.learner")["metrics.oot_true_uplift_top30"]
-    assert logged["response_propensity"] == pytest.approx(by_propensity)
-    assert logged[response.scorer.learner] == pytest.approx(by_uplift)
+def test_the_models_best_arm_brings_more_true_uplift_than_an_arm_at_random(response, data):
+    """On the small world (a few hundred rows an arm) the model's choice beats a random arm but not yet
+    the best single arm (0.013 against 0.017 when measured; the oracle's choice: 0.05)."""
+    X = response.scorer.spec.to_matrix(data.ds.X_test)
+    p0, P = response.scorer.arm_probabilities(X, ARMS)
+    chosen = data.truth_test[np.arange(len(X)), (P - p0[:, None]).argmax(axis=1)].mean()
+    assert chosen > 1.2 * data.truth_test.mean()
+    assert chosen == pytest.approx(response.metrics["oot_true_uplift_best_arm"])
 
 
 def test_champion_reloads_with_the_same_probabilities(response, data):
@@ -102,27 +101,21 @@ def test_champion_reloads_with_the_same_probabilities(response, data):
     scorer = response.scorer
     out = model.predict(scorer.spec.frame(data.ds.X_test))
     expected = scorer.extras(scorer.spec.to_matrix(data.ds.X_test))
-    assert np.max(np.abs(out["score"].to_numpy() - response.test_scores)) <= 1e-6
-    for col in ("p_treated", "p_control"):
+    for col in ("score", "p_treated", "p_control"):
         assert np.max(np.abs(out[col].to_numpy() - expected[col])) <= 1e-6
     assert np.max(np.abs(out["score"] - (out["p_treated"] - out["p_control"]))) <= 1e-6
+    assert np.max(np.abs(out[f"uplift_{GRID[5]}"].to_numpy() - expected["uplift"][:, 5])) <= 1e-6
+    assert out["best_arm"].isin([*GRID, None]).all()
     assert out["band"].between(1, 10).all()
     assert out["reason_1_feature"].isin(scorer.spec.names).all()
 
 
-@pytest.mark.parametrize("learner", sorted(uplift.LEARNERS))
-def test_each_learner_gives_probabilities_and_reasons_that_push_uplift_up(learner, data):
-    ds = data.ds
-    spec = FeatureSpec.fit(ds.X_train, exclude=ds.exclude)
-    X = spec.to_matrix(ds.X_train)
-    scorer = uplift.build_scorer(learner, uplift.fit_arms(X, ds.y_train, data.t_train, spec), ds.X_train)
-    X_te = spec.to_matrix(ds.X_test.head(500))
-    p, u = scorer.extras(X_te), scorer.predict(X_te)
-    assert ((p["p_control"] >= 0) & (p["p_treated"] <= 1)).all()
-    np.testing.assert_allclose(u, p["p_treated"] - p["p_control"], atol=1e-12)
-    contrib = scorer.contributions(X_te)
-    assert contrib.shape == (500, len(spec.names))
-    assert pd.Series(contrib.sum(axis=1)).corr(pd.Series(u), method="spearman") > 0.5
+def test_reasons_push_the_best_arms_uplift_up(response, data):
+    scorer = response.scorer
+    X = scorer.spec.to_matrix(data.ds.X_test.head(500))
+    contrib = scorer.contributions(X)
+    assert contrib.shape == (500, len(scorer.spec.names))
+    assert pd.Series(contrib.sum(axis=1)).corr(pd.Series(scorer.predict(X)), method="spearman") > 0.3
 
 
 def test_artifacts_are_text_and_checked(response, tmp_path):
@@ -132,21 +125,25 @@ def test_artifacts_are_text_and_checked(response, tmp_path):
     artifacts = {k: str(v) for k, v in paths.items()}
     X = np.zeros((1, len(response.scorer.spec.names)))
     assert UpliftScorer.load(artifacts).predict(X) == pytest.approx(response.scorer.predict(X), abs=1e-12)
-    with open(paths["booster_control"], "a") as f:
+    booster = next(k for k in paths if k.startswith("booster_"))
+    with open(paths[booster], "a") as f:
         f.write("tampered\n")
-    with pytest.raises(ArtifactError, match="booster_control"):
+    with pytest.raises(ArtifactError, match=booster):
         UpliftScorer.load(artifacts)
 
 
 def campaign_log(settings, dates) -> pd.DataFrame:
-    """The session's campaigns as one flat log a bank might export: ids, send date, offer, features, outcome."""
+    """The session's campaigns as one flat log a bank might export: ids, send date, features, outcome, and
+    treated for the users of one incentive (any channel and window) against control."""
     sent = pd.read_parquet(settings.warehouse_dir / "campaigns.parquet")[["campaign_id", "send_date"]]
     parts = []
     for as_of in (dates.train, dates.oot):
         p = snapshot_paths(settings, as_of)
         rows = pd.read_parquet(p.response).merge(sent, on="campaign_id")
         parts.append(rows.join(pd.read_parquet(p.features), on="user_id"))
-    return pd.concat(parts, ignore_index=True).rename(columns={"converted": "redeemed", "treatment": "treated"})
+    log = pd.concat(parts, ignore_index=True)
+    log = log[log.arm.str.startswith("red_packet/") | (log.arm == CONTROL)]
+    return log.assign(treated=(log.pop("arm") != CONTROL).astype(int)).rename(columns={"converted": "redeemed"})
 
 
 def test_table_path_trains_on_a_flat_campaign_log(response, tracking, dates, tmp_path):
@@ -159,7 +156,7 @@ def test_table_path_trains_on_a_flat_campaign_log(response, tracking, dates, tmp
     assert client.get_model_version_by_alias("marketing_response", "champion").version == champion
     assert client.get_model_version_by_alias("campaign_log", "champion").run_id == own.run_id
     names = set(own.scorer.spec.names)
-    assert {"incentive", "channel", "send_hour"} <= names
+    assert own.scorer.arms == ("treated",) and "contacts_sms_30" in names
     assert not {"treated", "redeemed", "campaign_id", "user_id", "send_date"} & names
     run = client.get_run(own.run_id)
     assert "out-of-time on send_date" in run.data.tags["split"] and run.data.tags["data"] == "table"
