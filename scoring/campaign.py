@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.arms import CONTACT_CHANNELS, Arm
+from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
 from scoring.artifacts import ArtifactError, file_sha256
 from scoring.optimise import NONE
-from scoring.plan import (CREDIT_INCENTIVES, DEFAULT_ARMS, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign,
-                          Planned, arm_probabilities, plan, summary)
+from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign, Planned,
+                          arm_probabilities, plan, summary)
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
 from scoring.segments import grid_columns
@@ -58,7 +58,7 @@ class Planning:
 
 
 def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, np.ndarray]],
-                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = DEFAULT_ARMS) -> Planning:
+                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = ARMS) -> Planning:
     """Planning over a snapshot from the champions, each as (identity, scorer, the snapshot in its
     feature order): the response model's probabilities for every user under each of `arms`, computed once."""
     if "response" not in models:

@@ -1,8 +1,8 @@
 """A campaign plan from per-arm conversion probabilities: the optimisation problem, the holdout, the summary.
 
 Run by the service (`POST /v1/campaigns/plan`) and offline (`python -m training plan`) alike. The
-per-arm probabilities come through `arm_probabilities`, the one place that knows how today's uplift
-model is asked about an arm.
+per-arm probabilities come through `arm_probabilities`, from the uplift model's own
+(`UpliftScorer.arm_probabilities`).
 """
 
 from __future__ import annotations
@@ -12,36 +12,24 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
+from scoring.arms import CONTACT_CHANNELS, Arm
 from scoring.optimise import NONE, Problem, Solution, estimate, solve
-from scoring.vocabulary import INCENTIVES as MODEL_INCENTIVES
+from scoring.uplift import UpliftScorer
 
 # Opt-outs in force on the snapshot date (user_id, channel), carried with the serving snapshot.
 OPT_OUTS_FILE = "opt_outs.parquet"
 # A user's value of a conversion when the request gives none: money put to work in the last 90 days.
 USER_VALUE_COLUMN = "fund_amt_90"
-# The hour today's uplift model is asked about for each send window (its offer has an hour, not a window).
-WINDOW_HOUR = {"morning": 9, "noon": 12, "evening": 19}
 # Incentives that are credit offers: only for users the credit model clears.
 CREDIT_INCENTIVES = ("interest_free",)
-# Today's model knows no contact without an incentive; the arms it can price.
-DEFAULT_ARMS: tuple[Arm, ...] = tuple(a for a in ARMS if a.incentive in MODEL_INCENTIVES)
 HOLDOUT_SEED = 20261202
 
 
-def arm_probabilities(scorer, X: np.ndarray, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
-    """P(convert | control) (n,) and P(convert | arm) (n, len(arms)) from today's uplift model, which
-    takes the offer as feature columns; `UpliftScorer.arm_probabilities` replaces this when it lands."""
-    spec = scorer.spec
-    p_arm = np.empty((len(X), len(arms)), dtype=np.float32)
-    p_control = None
-    for k, arm in enumerate(arms):
-        extras = scorer.extras(spec.with_values(X, {"incentive": arm.incentive, "channel": arm.channel,
-                                                    "send_hour": WINDOW_HOUR[arm.window]}))
-        p_arm[:, k] = extras["p_treated"]
-        # The control booster's answer is the same whatever the offer: its rows had none.
-        p_control = extras["p_control"] if p_control is None else p_control
-    return np.asarray(p_control, dtype=np.float32), p_arm
+def arm_probabilities(scorer: UpliftScorer, X: np.ndarray, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+    """P(convert | control) (n,) and P(convert | arm) (n, len(arms)) from the uplift model, as float32:
+    at 1M users × 48 arms the matrix is 192 MB, and the plan's matrices are each as large."""
+    p_control, p_arm = scorer.arm_probabilities(X, arms)
+    return p_control.astype(np.float32), p_arm.astype(np.float32)
 
 
 @dataclass
@@ -95,7 +83,7 @@ def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.
     """The optimiser's problem for the audience's rows; also the uplift and gross value per pair."""
     cols = table.columns(campaign.arms)
     whole = len(rows) == len(table.p_control) and np.array_equal(cols, np.arange(len(table.arms)))
-    # float32 throughout: at 1M users × 36 arms each matrix is 144 MB, and each copy counts.
+    # float32 throughout: at 1M users × 48 arms each matrix is 192 MB, and each copy counts.
     p_arm = table.p_arm if whole else table.p_arm[np.ix_(rows, cols)]
     uplift = p_arm - table.p_control[rows, None]
     cost = p_arm * campaign.incentive_cost.astype(np.float32)[None, :]

@@ -8,10 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from scoring.arms import CONTACT_CHANNELS, CONTACT_COST, INCENTIVE_COST, Arm
-from scoring.plan import DEFAULT_ARMS
-from scoring.segments import GRID
+from scoring.arms import ARMS, CONTACT_CHANNELS, CONTACT_COST, INCENTIVE_COST, Arm
 from scoring.contract import STRICT, UserId
+from scoring.segments import GRID
 
 Channel = Literal[CONTACT_CHANNELS]
 Segment = Literal[tuple(GRID.ravel().tolist())]
@@ -47,9 +46,7 @@ class ArmOffer(BaseModel):
     @field_validator("arm")
     @classmethod
     def _known(cls, text: str) -> str:
-        arm = Arm.parse(text)
-        if arm not in DEFAULT_ARMS:
-            raise ValueError("the response model cannot price this arm (an incentive it was not trained on)")
+        Arm.parse(text)  # ValueError naming the part not in the grid
         return text
 
     @property
@@ -81,7 +78,7 @@ class Exclusions(BaseModel):
 class PlanRequest(BaseModel):
     model_config = STRICT
     audience: Audience
-    arms: Annotated[list[ArmOffer], Field(min_length=1, max_length=len(DEFAULT_ARMS))] | None = None
+    arms: Annotated[list[ArmOffer], Field(min_length=1, max_length=len(ARMS))] | None = None
     objective: Literal["conversions", "value"] = "conversions"
     value_per_conversion: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
     send_date: date
@@ -100,4 +97,4 @@ class PlanRequest(BaseModel):
         return arms
 
     def offers(self) -> list[ArmOffer]:
-        return self.arms if self.arms is not None else [ArmOffer(arm=a.id) for a in DEFAULT_ARMS]
+        return self.arms if self.arms is not None else [ArmOffer(arm=a.id) for a in ARMS]

@@ -65,21 +65,6 @@ class FeatureSpec:
             out[:, len(self.numeric) + j] = codes
         return out
 
-    def with_values(self, X: np.ndarray, values: dict) -> np.ndarray:
-        """A copy of X with the named columns set to one value each (a category by its code; unseen → NaN);
-        names the model does not have are ignored. How an uplift model is asked about one offer."""
-        X = X.copy()
-        for name, value in values.items():
-            if name not in self.names:
-                continue
-            j = self.names.index(name)
-            if name in self.categorical:
-                cats = self.categorical[name]
-                X[:, j] = cats.index(value) if value in cats else np.nan
-            else:
-                X[:, j] = value
-        return X
-
     def unreadable(self, df: pd.DataFrame) -> tuple[str, int] | None:
         """The first numeric column and row whose value is there but reads as no number, if any."""
         for col in self.numeric:

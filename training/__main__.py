@@ -357,8 +357,8 @@ def _serving_commands(sub) -> None:
         "plan",
         help="plan a campaign (CAMPAIGN.yaml) over the whole serving snapshot and store the plan",
         description="The campaign file is the body of POST /v1/campaigns/plan as YAML: audience (seed_name, "
-        "segments, user_ids or all: true), arms (incentive/channel/window with costs; default: every arm the "
-        "response model prices), objective (conversions or value), send_date, budget (bounding the expected "
+        "segments, user_ids or all: true), arms (incentive/channel/window with costs; default: all 48 arms of "
+        "the grid), objective (conversions or value), send_date, budget (bounding the expected "
         "spend), capacity per channel, contact_policy.max_per_channel (per user in 30 days), exclusions "
         "(max_abuse_score, credit_max_pd, opt_outs), holdout_share (default 0.1), client_key. Uses the "
         "registry's champions and the serving snapshot; the plan goes to the plan store "

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.arms import CONTACT_CHANNELS
+from scoring.arms import ARMS, CONTACT_CHANNELS
 from scoring.campaign import Planning, make_plan
-from scoring.plan import DEFAULT_ARMS, ArmTable
+from scoring.plan import ArmTable
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore
 from scoring.snapshot import Snapshot, id_array
@@ -27,9 +27,9 @@ def planning(tmp_path: Path) -> Planning:
     frame = pd.DataFrame({"fund_amt_90": rng.gamma(2, 50, N)}, index=pd.Index(ids, name="user_id"))
     snapshot = Snapshot("2026-12-01", frame, id_array(frame.index))
     p_control = rng.uniform(0.01, 0.1, N).astype(np.float32)
-    p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(DEFAULT_ARMS)))).clip(0, 1).astype(np.float32)
+    p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(ARMS)))).clip(0, 1).astype(np.float32)
     opt_outs = pd.DataFrame({"user_id": ids[:300], "channel": "sms"})
-    return Planning(snapshot, ArmTable(DEFAULT_ARMS, p_control, p_arm),
+    return Planning(snapshot, ArmTable(ARMS, p_control, p_arm),
                     np.where(np.arange(N) % 2 == 0, "active/V3", "silent_7_21/V4"), rng.random(N), rng.random(N) * 0.3,
                     Planning.opt_out_matrix(snapshot, opt_outs), tmp_path / "seeds",
                     {"models": {}, "snapshot": {"as_of": "2026-12-01", "sha256": "0" * 64}})
