@@ -20,9 +20,11 @@ class ContractError(ValueError):
 
 
 def write_tables(tables: dict[str, pd.DataFrame], settings: Settings) -> None:
+    """The tables into the warehouse; an optional table they lack is installed empty."""
     out = settings.warehouse_dir
     out.mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
+    missing = {name: empty_table(t, tables) for name, t in TABLES.items() if t.optional and name not in tables}
+    for name, df in {**tables, **missing}.items():
         table = TABLES[name]
         df[table.column_names].to_parquet(out / f"{name}.parquet", index=False)
     _create_views(settings)
@@ -77,8 +79,7 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
     for name, table in TABLES.items():
         found = [p for p in (src / f"{name}.parquet", src / f"{name}.csv") if p.exists()]
         if not found and table.optional:
-            frames[name] = empty_table(table, frames)
-            continue
+            continue  # installed empty by write_tables
         if not found:
             problems.append(f"{name}: no {name}.parquet or {name}.csv in {src}")
             continue
