@@ -214,7 +214,7 @@ def from_table(path: Path, target: str, id_columns: list[str] | None = None, dat
 def _borrowers(f: pd.DataFrame, l: pd.DataFrame) -> pd.Index:
     """Users with a loan before the snapshot who take one in the window after it, its outcome known."""
     c = CREDIT_POPULATION
-    return l.index[l.default_12m.notna() & (f[c["feature"]].reindex(l.index) >= c["at_least"]).to_numpy()]
+    return l.index[l.default_12m.notna() & (f[c.feature].reindex(l.index) >= c.at_least).to_numpy()]
 
 
 def credit(settings: Settings, dates: SnapshotDates) -> Dataset:
