@@ -26,8 +26,8 @@ def post(server, path: str, body, key: str | None, raw: bool = False) -> httpx.R
 
 @pytest.fixture(scope="module")
 def some_ids(snapshot) -> list[int]:
-    """Users every model scores: inside churn's population (active in the last 30 days) and credit's (verified)."""
-    scored = snapshot[(snapshot.active_days_30 >= 1) & (snapshot.kyc_level >= 1)]
+    """Users every model scores: inside churn's population (active in the last 30 days) and credit's (borrowers)."""
+    scored = snapshot[(snapshot.active_days_30 >= 1) & (snapshot.loan_apps_all >= 1)]
     return scored.sample(300, random_state=1).index.tolist()
 
 
@@ -252,7 +252,7 @@ def test_models_endpoint_lists_the_champions(server, keys):
     r = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {keys['risk']}"})
     assert r.status_code == 200
     models = {m["name"]: m for m in r.json()["models"]}
-    assert set(models) == {"churn", "promo_abuse", "marketing_response", "credit_features"}
+    assert set(models) == {"churn", "promo_abuse", "marketing_response", "credit_features", "disbursement_forecast"}
     assert all(m["version"] and m["run_id"] and m["trained_at"] for m in models.values())
     assert "oot_auc" in models["churn"]["metrics"]
 

@@ -19,7 +19,7 @@ def silent(snapshot) -> list[int]:
 
 @pytest.fixture(scope="module")
 def active(snapshot) -> list[int]:
-    return snapshot[(snapshot.active_days_30 >= 1) & (snapshot.kyc_level >= 1)].sample(80, random_state=2).index.tolist()
+    return snapshot[(snapshot.active_days_30 >= 1) & (snapshot.loan_apps_all >= 1)].sample(80, random_state=2).index.tolist()
 
 
 def expected_stage(snapshot, ids: list[int]) -> list[str]:
@@ -63,10 +63,10 @@ def test_a_record_is_placed_by_its_own_values_and_scored_when_it_cannot_be(serve
     assert "score" in results[1] and "score" in results[2]
 
 
-def test_credit_declines_to_score_users_who_cannot_apply(server, keys, snapshot):
-    unverified = snapshot[snapshot.kyc_level == 0].index[:5].tolist()
-    results = post(server, "/v1/credit/score", {"user_ids": unverified}, keys["risk"]).json()["results"]
-    assert {r["status"] for r in results} == {"out_of_population"} and "kyc_level" in results[0]["reason"]
+def test_credit_declines_to_score_users_without_a_repayment_history(server, keys, snapshot):
+    new_to_credit = snapshot[snapshot.loan_apps_all == 0].index[:5].tolist()
+    results = post(server, "/v1/credit/score", {"user_ids": new_to_credit}, keys["risk"]).json()["results"]
+    assert {r["status"] for r in results} == {"out_of_population"} and "loan_apps_all" in results[0]["reason"]
 
 
 def test_the_audit_record_counts_them(server, keys, silent, active, all_champions):
