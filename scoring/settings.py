@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     # What one conversion is worth (CNY) in the operating report's campaign ROI.
     report_conversion_value: float = Field(50.0, gt=0)
 
+    # Contact caps count the sends of this many days (the plan's send date among them).
+    contact_window_days: int = Field(30, ge=1)
+
+    @property
+    def plans_db(self) -> Path:
+        """The campaign plan store (scoring/plans.py)."""
+        return self.data_dir / "plans.sqlite"
+
     @property
     def warehouse_dir(self) -> Path:
         return self.data_dir / "warehouse"

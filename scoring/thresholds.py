@@ -33,3 +33,11 @@ SORTED_SEARCH_IDS = 256
 # `make bench`) with the clusters searched per query below.
 EXACT_INDEX_BELOW = 200_000
 IVF_NPROBE = 24
+# Up to this many candidate (user, arm) pairs a plan is solved exactly by `scipy.optimize.milp`
+# (HiGHS), within the time limit; above it by the Lagrangian threshold (scoring/optimise.py).
+# 3,000 pairs of one arm took HiGHS to a 5 s time limit without closing a 1e-4 gap (thousands of
+# near-equal value/cost ratios in one knapsack), where the Lagrangian's plan is within 1e-3 in a blink.
+MILP_MAX_PAIRS = 2_000
+# HiGHS stops within this share of its bound (the plan reports the bound and gap either way).
+MILP_REL_GAP = 1e-3
+MILP_TIME_LIMIT_S = 2.0

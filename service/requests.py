@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from scoring.arms import ARMS, CONTACT_CHANNELS, INCENTIVES
+from scoring.contract import STRICT, UserId
 from scoring.settings import get_settings
 from scoring.vocabulary import ACQUISITION_CHANNELS, FEATURE_BOUNDS, NUMERIC_FEATURES
 
 MAX_BATCH = get_settings().max_batch
-STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-# Whole numbers or text, as the bank's warehouse has them; strict, so that true is no id and "42" stays text.
-UserId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | Annotated[str, Field(strict=True, min_length=1,
-                                                                                      max_length=128)]
 
 
 def _bounded(name: str):

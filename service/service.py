@@ -22,6 +22,7 @@ from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.auth import protect
 from service.batches import BatchLane, LaneFull
+from service.campaigns import mount as mount_campaigns
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
 from service.metrics import label_metrics_by_route
@@ -35,6 +36,7 @@ from service.worker import ArmQuery, Worker
 log = logging.getLogger("opscore.service")
 keep_caller_input_out_of_logs()
 settings = get_settings()
+mount_campaigns(models_app)
 
 
 def _stored(name: str) -> BentoModel | None:

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from scoring.drift import PREVIOUS_PROFILE
+from scoring.plan import OPT_OUTS_FILE
 from scoring.registry import CHAMPION, FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
 
@@ -37,8 +38,9 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
     manifest = json.loads((settings.snapshot_dir / "manifest.json").read_text())
     with bentoml.models.create(SNAPSHOT_MODEL, labels={"as_of": manifest["as_of"]},
                                metadata={"rows": manifest["rows"]}) as model:
-        for name in ("features.parquet", "manifest.json"):
-            shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
+        for name in ("features.parquet", "manifest.json", OPT_OUTS_FILE):
+            if (settings.snapshot_dir / name).exists():  # opt-outs: snapshots built before they were carried lack them
+                shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
         if (settings.snapshot_dir / PREVIOUS_PROFILE).exists():  # the serving snapshot before, profiled for drift
             shutil.copy2(settings.snapshot_dir / PREVIOUS_PROFILE, model.path_of(PREVIOUS_PROFILE))
         # The lookalike index and the seeds are built on this snapshot and travel with it.

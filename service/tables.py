@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
+from scoring.contract import UserId
 from scoring.spec import FeatureSpec
-from service.requests import RequestError, UserId
+from service.requests import RequestError
 
 ID_FIELD = "user_id"
 PLAIN = (bool, int, float, str, type(None))

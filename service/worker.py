@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 from scoring.answer import Layout, out_of_population
 from scoring.answer_json import score_json
 from scoring.artifacts import verify_folder
+from scoring.campaign import Planning, build_planning
 from scoring.drift import read_previous, report
 from scoring.lookalike import Lookalike
 from scoring.population import Population
@@ -45,6 +47,8 @@ class Worker:
     pseudonyms: PseudonymTable | None = None
     answer_tail: bytes = b"]}"
     drift: dict | None = None  # the serving snapshot's drift report (scoring.drift.report), measured once
+    planning: Planning | None = None  # per-arm probabilities and the rest campaign plans need, computed once
+    planning_done: threading.Event = field(default_factory=threading.Event)
     forecast: ServedForecast | None = None
 
     @classmethod
@@ -64,6 +68,7 @@ class Worker:
             if "abuse" in w.models:
                 w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
             w._guard("drift", w._measure_drift)
+            w._start_planning()
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
 
@@ -107,6 +112,28 @@ class Worker:
         previous = read_previous(self.snapshot_path, manifest)
         models = {e: (m.identity, m.scorer, m.reference) for e, m in self.models.items()}
         self.drift = report(self.snapshot.as_of, self.snapshot.frame, models, previous, self.settings.drift_rows)
+
+    def _start_planning(self) -> None:
+        """Today's uplift model prices each arm with a pass of its boosters over the whole snapshot
+        (minutes on a large one): computed once, from start, on a thread of its own, so that readiness
+        and the scoring endpoints do not wait for it; a plan call does (`planned_for`)."""
+        def load() -> None:
+            models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
+            self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
+
+        def run() -> None:
+            self._guard("campaigns", load)
+            self.planning_done.set()
+
+        threading.Thread(target=run, name="planning", daemon=True).start()
+
+    def planned_for(self) -> Planning:
+        """The planning data, once computed; NotReady if it failed or the snapshot is unavailable."""
+        if self.snapshot is not None:
+            self.planning_done.wait()
+        if self.planning is None:
+            raise NotReady(f"campaign plans are not available: {self.problems.get('campaigns', 'not loaded')}")
+        return self.planning
 
     def _load_model(self, endpoint: str, ref) -> None:
         def load() -> None:

@@ -27,6 +27,8 @@ class Engine(Protocol):
 
     def response(self, as_of: date, window: int) -> pd.DataFrame: ...
 
+    def opt_outs(self, as_of: date) -> pd.DataFrame: ...
+
 
 class DuckDBEngine:
     def __init__(self, con: duckdb.DuckDBPyConnection):
@@ -49,3 +51,6 @@ class DuckDBEngine:
 
     def response(self, as_of: date, window: int) -> pd.DataFrame:
         return features.compute_response(self.con, as_of, window)
+
+    def opt_outs(self, as_of: date) -> pd.DataFrame:
+        return self.con.execute(features.opt_outs_sql(as_of)).df()

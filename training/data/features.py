@@ -356,6 +356,11 @@ def response_sql(as_of: date, window: int) -> str:
     return RESPONSE_SQL.format(as_of=date_literal(as_of), window=window)
 
 
+def opt_outs_sql(as_of: date) -> str:
+    """The (user, channel) opt-outs in force on `as_of`, which the serving snapshot carries for the planner."""
+    return f"SELECT user_id, channel FROM opt_outs WHERE since < {date_literal(as_of)} ORDER BY user_id, channel"
+
+
 def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
     df = con.execute(feature_sql(as_of)).df()
     return finish_features(df, components(con, as_of, df["user_id"].to_numpy()))

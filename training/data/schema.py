@@ -36,6 +36,8 @@ class Table:
     description: str
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    # A warehouse may lack an optional table: it is then installed empty.
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -189,9 +191,21 @@ ABUSE_REPORTS = Table(
     ),
 )
 
+OPT_OUTS = Table(
+    "opt_outs",
+    "Users who asked not to be contacted on a channel, from a day on; the campaign planner never plans them there.",
+    ("user_id", "channel"),
+    (
+        Column("user_id", USER_ID, "User."),
+        Column("channel", "VARCHAR", "Contact channel opted out of.", allowed=CONTACT_CHANNELS),
+        Column("since", "DATE", "Day the opt-out took effect."),
+    ),
+    optional=True,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t for t in (USERS, ACTIVITY, TRANSACTIONS, CAMPAIGNS, ASSIGNMENTS, CONTACTS, LOANS, INSTALMENTS,
-                        ABUSE_REPORTS)
+                        ABUSE_REPORTS, OPT_OUTS)
 }
 
 

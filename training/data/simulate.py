@@ -362,7 +362,7 @@ def simulate(cfg: SimConfig, progress: bool = True) -> World:
                                   unit="day")):
         _day(rng, pop, t, cfg.days, events, lift, campaigns)
     book = simulate_loans(cfg.seed, pop, cfg.days)
-    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book)
+    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book, cfg.days)
     more_tables, more_truth = campaign_tables(campaigns, users["user_id"].to_numpy(), np.datetime64(cfg.start, "D"))
     tables.update(more_tables)
     truth.update(more_truth)

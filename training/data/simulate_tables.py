@@ -253,8 +253,23 @@ def _users_truth(uid: np.ndarray, latent: Latent, churn: Churn, abuse: Abuse) ->
     )
 
 
+# Share of users who opt out of each channel at some point (SMS and phone calls annoy most).
+OPT_OUT_SHARE = {"sms": 0.04, "phone": 0.06, "push": 0.02, "wechat": 0.01}
+
+
+def _opt_outs_table(uid: np.ndarray, day0: np.datetime64, days: int) -> pd.DataFrame:
+    """Opt-outs drawn from their own random stream, so that adding them changed no other table."""
+    rng = np.random.default_rng([len(uid), days, 20261202])
+    parts = []
+    for channel, share in OPT_OUT_SHARE.items():
+        who = np.flatnonzero(rng.random(len(uid)) < share)
+        parts.append(pd.DataFrame({"user_id": uid[who], "channel": channel,
+                                   "since": _day_to_date(day0, rng.integers(0, days, len(who)))}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, events: Events, abuse: Abuse,
-             book: LoanBook) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+             book: LoanBook, days: int) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """The warehouse tables (the contract) and the ground-truth tables."""
     day0 = np.datetime64(start, "D")
     uid = users["user_id"].to_numpy()
@@ -267,6 +282,7 @@ def assemble(start: date, users: pd.DataFrame, latent: Latent, churn: Churn, eve
         "instalments": instalments,
         "abuse_reports": pd.DataFrame({"user_id": uid[abuse.confirmed],
                                        "reported_date": _day_to_date(day0, abuse.report_day[abuse.confirmed])}),
+        "opt_outs": _opt_outs_table(uid, day0, days),
     }
     truth = {"loans": loans_truth,
              "users": _users_truth(uid, latent, churn, abuse)}

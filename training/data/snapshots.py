@@ -13,6 +13,7 @@ import pandas as pd
 
 from scoring.artifacts import file_sha256
 from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
+from scoring.plan import OPT_OUTS_FILE
 from scoring.settings import Settings
 from training.data import warehouse
 from training.data.engine import DuckDBEngine, Engine
@@ -36,6 +37,10 @@ class SnapshotPaths:
     @property
     def response(self) -> Path:
         return self.root / "response.parquet"
+
+    @property
+    def opt_outs(self) -> Path:
+        return self.root / OPT_OUTS_FILE
 
     @property
     def manifest(self) -> Path:
@@ -77,7 +82,7 @@ def default_dates(settings: Settings, engine: Engine | None = None) -> SnapshotD
 
 
 def write_manifest(paths: SnapshotPaths, as_of: date, rows: int) -> None:
-    files = [p for p in (paths.features, paths.labels, paths.response) if p.exists()]
+    files = [p for p in (paths.features, paths.labels, paths.response, paths.opt_outs) if p.exists()]
     paths.manifest.write_text(json.dumps(
         {"as_of": pd.Timestamp(as_of).date().isoformat(), "rows": rows,
          "sha256": {p.name: file_sha256(p) for p in files}}, indent=2))
@@ -109,8 +114,13 @@ def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
 
 
 def build_serving_snapshot(settings: Settings, as_of: date, engine: Engine | None = None) -> None:
-    """Features as of the end of the data: what the service looks users up in."""
+    """Features as of the end of the data, and the opt-outs in force then: what the service looks users up in."""
+    if engine is None:
+        with warehouse.connect(settings) as con:
+            return build_serving_snapshot(settings, as_of, DuckDBEngine(con))
     paths = build_snapshot(settings, as_of, with_labels=False, engine=engine)
+    engine.opt_outs(as_of).to_parquet(paths.opt_outs, index=False)
+    write_manifest(paths, as_of, json.loads(paths.manifest.read_text())["rows"])
     publish_serving(paths, settings.snapshot_dir, settings.drift_rows)
 
 
@@ -125,8 +135,9 @@ def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None
         if old_as_of != new_as_of:
             profile = snapshot_profile(old_as_of, pd.read_parquet(folder / "features.parquet"), drift_rows)
             (folder / PREVIOUS_PROFILE).write_text(json.dumps(profile))
-    for p in (paths.features, paths.manifest):
-        shutil.copy2(p, folder / p.name)
+    for p in (paths.features, paths.opt_outs, paths.manifest):
+        if p.exists():
+            shutil.copy2(p, folder / p.name)
     if (folder / PREVIOUS_PROFILE).exists():
         manifest = json.loads((folder / "manifest.json").read_text())
         manifest["sha256"][PREVIOUS_PROFILE] = file_sha256(folder / PREVIOUS_PROFILE)

@@ -97,3 +97,6 @@ class SparkEngine:
 
     def response(self, as_of: date, window: int) -> pd.DataFrame:
         return self.sql(features.response_sql(as_of, window)).toPandas()
+
+    def opt_outs(self, as_of: date) -> pd.DataFrame:
+        return self.sql(features.opt_outs_sql(as_of)).toPandas()

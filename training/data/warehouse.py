@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scoring.settings import Settings
-from training.data.schema import TABLES, validate
+from training.data.schema import TABLES, USER_ID, Table, validate
 from training.data.simulate import World
 
 
@@ -20,9 +20,11 @@ class ContractError(ValueError):
 
 
 def write_tables(tables: dict[str, pd.DataFrame], settings: Settings) -> None:
+    """The tables into the warehouse; an optional table they lack is installed empty."""
     out = settings.warehouse_dir
     out.mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
+    missing = {name: empty_table(t, tables) for name, t in TABLES.items() if t.optional and name not in tables}
+    for name, df in {**tables, **missing}.items():
         table = TABLES[name]
         df[table.column_names].to_parquet(out / f"{name}.parquet", index=False)
     _create_views(settings)
@@ -76,6 +78,8 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
     problems: list[str] = []
     for name, table in TABLES.items():
         found = [p for p in (src / f"{name}.parquet", src / f"{name}.csv") if p.exists()]
+        if not found and table.optional:
+            continue  # installed empty by write_tables
         if not found:
             problems.append(f"{name}: no {name}.parquet or {name}.csv in {src}")
             continue
@@ -93,6 +97,14 @@ def load_dir(src: Path, settings: Settings) -> dict[str, int]:
         raise ContractError("data does not meet the warehouse contract:\n  " + "\n  ".join(problems))
     write_tables(frames, settings)
     return {name: len(df) for name, df in frames.items()}
+
+
+def empty_table(table: Table, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """An optional table's rows when a warehouse has none: typed as its columns are (ids as users' are)."""
+    users = frames.get("users")
+    id_dtype = users["user_id"].dtype if users is not None else "int64"
+    kinds = {"DATE": "datetime64[s]", "VARCHAR": "str", USER_ID: id_dtype}
+    return pd.DataFrame({c.name: pd.Series([], dtype=kinds.get(c.dtype, "float64")) for c in table.columns})
 
 
 def data_end(con: duckdb.DuckDBPyConnection) -> pd.Timestamp:

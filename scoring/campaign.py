@@ -1,0 +1,206 @@
+"""A plan request carried out over the serving snapshot: audience, exclusions, caps, the plan, its rows.
+
+What the service's workers and `python -m training plan` both run; they differ only in where the
+models, the snapshot and its per-arm probabilities come from (`Planning`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
+from scoring.artifacts import ArtifactError, file_sha256
+from scoring.optimise import NONE
+from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign, Planned,
+                          arm_probabilities, plan, summary)
+from scoring.plan_request import PlanRequest
+from scoring.plans import PlanStore, StoredPlan
+from scoring.segments import grid_columns
+from scoring.seeds import load_seed
+from scoring.snapshot import Snapshot, id_array
+
+
+class PlanError(ValueError):
+    """A request the snapshot cannot serve as asked (an unknown seed, a model it needs missing)."""
+
+    def __init__(self, status: int, field: str, message: str):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+@dataclass
+class Planning:
+    """What planning needs of the snapshot, computed once: per-arm probabilities, segments, the scores
+    exclusions read, opt-outs, and the identities of the models and snapshot a plan records."""
+
+    snapshot: Snapshot
+    table: ArmTable
+    segments: np.ndarray  # (n,) lifecycle × value label
+    abuse: np.ndarray | None  # (n,) abuse score
+    credit_pd: np.ndarray | None  # (n,) probability of default
+    opted_out: np.ndarray  # (n, channels) bool
+    seeds: Path
+    provenance: dict  # model versions and snapshot checksum
+
+    @staticmethod
+    def opt_out_matrix(snapshot: Snapshot, opt_outs: pd.DataFrame | None) -> np.ndarray:
+        out = np.zeros((len(snapshot.ids), len(CONTACT_CHANNELS)), dtype=bool)
+        if opt_outs is not None and len(opt_outs):
+            pos, found = snapshot.rows(id_array(opt_outs["user_id"].to_numpy()))
+            ch = opt_outs["channel"].map({c: i for i, c in enumerate(CONTACT_CHANNELS)}).to_numpy()
+            out[pos[found], ch[found]] = True
+        return out
+
+
+def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, np.ndarray]],
+                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = ARMS) -> Planning:
+    """Planning over a snapshot from the champions, each as (identity, scorer, the snapshot in its
+    feature order): the response model's probabilities for every user under each of `arms`, computed once."""
+    if "response" not in models:
+        raise PlanError(503, "models", "campaign plans need the response model")
+    _, scorer, X = models["response"]
+    p_control, p_arm = arm_probabilities(scorer, X, arms)
+    grid, where = scorer.segments, grid_columns(scorer.spec.names)
+    if grid is None or where is None:
+        raise PlanError(503, "models", "campaign plans need the response model's segment grid")
+    if abuse is None and "abuse" in models:
+        abuse = models["abuse"][1].predict(models["abuse"][2])
+    credit = models["credit"][1].predict(models["credit"][2]) if "credit" in models else None
+    manifest = json.loads((folder / "manifest.json").read_text())
+    provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
+                  "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}
+    segments = grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]]).astype(str)
+    return Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
+                    Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds", provenance)
+
+
+def read_opt_outs(folder: Path, manifest: dict) -> pd.DataFrame | None:
+    """The snapshot's opt-outs, checked against its manifest; None for a snapshot built before they were carried."""
+    path = folder / OPT_OUTS_FILE
+    if OPT_OUTS_FILE not in manifest["sha256"]:
+        return None
+    if not path.exists() or file_sha256(path) != manifest["sha256"][OPT_OUTS_FILE]:
+        raise ArtifactError("the snapshot's opt-outs are missing or do not match the manifest checksum")
+    return pd.read_parquet(path)
+
+
+def audience(p: Planning, req: PlanRequest) -> tuple[np.ndarray, int]:
+    """Snapshot rows of the audience (distinct, in id order) and how many ids were unknown."""
+    a = req.audience
+    if a.all:
+        return np.arange(len(p.snapshot.ids)), 0
+    if a.segments is not None:
+        return np.flatnonzero(np.isin(p.segments, a.segments)), 0
+    if a.seed_name is not None:
+        try:
+            ids = id_array(load_seed(p.seeds, a.seed_name))
+        except KeyError as e:
+            raise PlanError(404, "audience.seed_name", str(e.args[0])) from e
+    else:
+        ids = list(dict.fromkeys(a.user_ids))
+    pos, found = p.snapshot.rows(ids)
+    return np.unique(pos[found]), int((~found).sum())
+
+
+def eligibility(p: Planning, req: PlanRequest, campaign: Campaign, rows: np.ndarray,
+                held: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Which (audience user, arm) pairs may be planned, and users excluded per reason. `held`: the
+    sends each audience user already has per channel in the contact window (n × channels)."""
+    n, k = len(rows), len(campaign.arms)
+    ch = campaign.channel_index
+    eligible = np.ones((n, k), dtype=bool)
+    excluded: dict[str, int] = {}
+    ex = req.exclusions
+    if ex.max_abuse_score is not None:
+        if p.abuse is None:
+            raise PlanError(503, "exclusions.max_abuse_score", "the abuse model is not available")
+        abusive = p.abuse[rows] > ex.max_abuse_score
+        eligible[abusive] = False
+        excluded["abuse_score"] = int(abusive.sum())
+    credit_arms = np.array([a.incentive in CREDIT_INCENTIVES for a in campaign.arms])
+    if ex.credit_max_pd is not None and credit_arms.any():
+        if p.credit_pd is None:
+            raise PlanError(503, "exclusions.credit_max_pd", "the credit model is not available")
+        refused = p.credit_pd[rows] > ex.credit_max_pd
+        eligible[np.ix_(refused, credit_arms)] = False
+        excluded["credit_not_cleared"] = int(refused.sum())
+    if ex.opt_outs:
+        out = p.opted_out[rows][:, ch]
+        excluded["opted_out"] = int((out & eligible).any(axis=1).sum())
+        eligible &= ~out
+    caps = req.contact_policy.max_per_channel
+    if caps:
+        limit = np.array([caps.get(c, np.iinfo(np.int64).max) for c in CONTACT_CHANNELS])
+        capped = (held >= limit[None, :])[:, ch]
+        excluded["contact_cap"] = int((capped & eligible).any(axis=1).sum())
+        eligible &= ~capped
+    excluded["no_allowed_arm"] = int((~eligible.any(axis=1)).sum())
+    return eligible, excluded
+
+
+def held_sends(p: Planning, store: PlanStore, rows: np.ndarray, req: PlanRequest, window_days: int) -> np.ndarray:
+    """Sends per audience user and channel in the contact window: plans already issued (the warehouse's
+    contacts join them here once the snapshot carries them)."""
+    held = np.zeros((len(rows), len(CONTACT_CHANNELS)), dtype=np.int64)
+    if not req.contact_policy.max_per_channel:
+        return held
+    counts = store.held_contacts(req.send_date, window_days)
+    if len(counts):
+        pos, found = p.snapshot.rows(id_array(counts["user_id"].to_numpy()))
+        local = np.full(len(p.snapshot.ids), -1)
+        local[rows] = np.arange(len(rows))
+        at = local[pos]
+        ok = found & (at >= 0)
+        ch = counts["channel"].map({c: i for i, c in enumerate(CONTACT_CHANNELS)}).to_numpy()
+        np.add.at(held, (at[ok], ch[ok]), counts["sends"].to_numpy()[ok])
+    return held
+
+
+def campaign_of(req: PlanRequest) -> Campaign:
+    offers = req.offers()
+    costs = np.array([o.costs for o in offers])
+    return Campaign(tuple(o.parsed for o in offers), costs[:, 0], costs[:, 1], req.objective, req.budget,
+                    dict(req.capacity), req.value_per_conversion, req.holdout_share)
+
+
+def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int) -> tuple[StoredPlan, bool]:
+    """Plan the request and store it; (the stored plan, True when made now, False when its client key had one)."""
+    if req.client_key is not None and (found := store.by_key(req.client_key)) is not None:
+        return found, False
+    campaign = campaign_of(req)
+    rows, unknown = audience(p, req)
+    held = held_sends(p, store, rows, req, window_days)
+    eligible, excluded = eligibility(p, req, campaign, rows, held)
+    user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
+    planned = plan(p.table, rows, campaign, eligible, user_value)
+    s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
+         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segments[rows]),
+         **p.provenance}
+    return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),
+                      req.client_key)
+
+
+def assignment_rows(p: Planning, planned: Planned, campaign: Campaign) -> pd.DataFrame:
+    """One row per planned user (the holdout marked), with the arm and why."""
+    chosen = np.flatnonzero(planned.arm != NONE)
+    arm = planned.arm[chosen]
+    arms = campaign.arms
+    net = planned.value[chosen] - planned.cost[chosen]
+    uplift = planned.uplift[chosen]
+    segment = pd.Series(p.segments[planned.rows[chosen]], dtype="str")
+    # Why this user and arm: the segment, and the arm's expected uplift against the others allowed.
+    reasons = segment + f"; best of {len(arms)} arms by {campaign.objective}; uplift " + pd.Series(
+        np.round(uplift, 4).astype(str), dtype="str")
+    return pd.DataFrame({
+        "user_id": p.snapshot.ids[planned.rows[chosen]],
+        "arm": np.array([a.id for a in arms], dtype=object)[arm],
+        "channel": np.array([a.channel for a in arms], dtype=object)[arm],
+        "window": np.array([a.window for a in arms], dtype=object)[arm],
+        "expected_uplift": np.round(uplift, 6), "net_value": np.round(net, 4), "reasons": reasons.to_numpy(),
+        "holdout": planned.holdout[chosen],
+    })

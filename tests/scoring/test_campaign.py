@@ -1,0 +1,79 @@
+"""A plan request over a small synthetic snapshot: exclusions counted and honoured, caps held by issued
+plans, the holdout marked, the summary consistent with the stored rows."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring.arms import ARMS, CONTACT_CHANNELS
+from scoring.campaign import Planning, make_plan
+from scoring.plan import ArmTable
+from scoring.plan_request import PlanRequest
+from scoring.plans import PlanStore
+from scoring.snapshot import Snapshot, id_array
+
+N = 3000
+
+
+@pytest.fixture()
+def planning(tmp_path: Path) -> Planning:
+    rng = np.random.default_rng(1)
+    ids = np.arange(1, N + 1) * 7
+    frame = pd.DataFrame({"fund_amt_90": rng.gamma(2, 50, N)}, index=pd.Index(ids, name="user_id"))
+    snapshot = Snapshot("2026-12-01", frame, id_array(frame.index))
+    p_control = rng.uniform(0.01, 0.1, N).astype(np.float32)
+    p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(ARMS)))).clip(0, 1).astype(np.float32)
+    opt_outs = pd.DataFrame({"user_id": ids[:300], "channel": "sms"})
+    return Planning(snapshot, ArmTable(ARMS, p_control, p_arm),
+                    np.where(np.arange(N) % 2 == 0, "active/V3", "silent_7_21/V4"), rng.random(N), rng.random(N) * 0.3,
+                    Planning.opt_out_matrix(snapshot, opt_outs), tmp_path / "seeds",
+                    {"models": {}, "snapshot": {"as_of": "2026-12-01", "sha256": "0" * 64}})
+
+
+def request(**extra) -> PlanRequest:
+    return PlanRequest.model_validate({"audience": {"all": True}, "send_date": "2026-12-10", "budget": 40.0,
+                                       **extra})
+
+
+def test_plan_honours_exclusions_and_budget(planning: Planning, tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    req = request(capacity={"phone": 10}, exclusions={"max_abuse_score": 0.8, "credit_max_pd": 0.1},
+                  holdout_share=0.2, objective="value")
+    plan, created = make_plan(planning, store, req, 30)
+    rows = store.assignments(plan.plan_id)
+    s = plan.summary
+    assert created and s["planned_users"] == len(rows) > 0 and s["expected"]["spend"] <= 40.0 + 1e-6
+    at = planning.snapshot.rows(rows.user_id.tolist())[0]
+    assert (planning.abuse[at] <= 0.8).all()
+    credit = rows.arm.str.startswith("interest_free/").to_numpy()
+    assert (planning.credit_pd[at[credit]] <= 0.1).all()
+    assert not ((rows.channel == "sms").to_numpy() & planning.opted_out[at, CONTACT_CHANNELS.index("sms")]).any()
+    assert (rows[~rows.holdout].channel == "phone").sum() <= 10
+    assert s["contacted_users"] == (~rows.holdout).sum() and s["holdout_users"] == rows.holdout.sum()
+    assert s["excluded"]["abuse_score"] == int((planning.abuse > 0.8).sum())
+    assert sum(v["users"] for v in s["by_segment"].values()) == s["contacted_users"]
+
+
+def test_caps_count_issued_plans(planning: Planning, tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    req = request(arms=[{"arm": "coupon/push/noon"}], contact_policy={"max_per_channel": {"push": 1}},
+                  holdout_share=0.0)
+    first, _ = make_plan(planning, store, req, 30)
+    second, _ = make_plan(planning, store, req, 30)
+    a, b = (set(store.assignments(p.plan_id).user_id) for p in (first, second))
+    assert a and not a & b and second.summary["excluded"]["contact_cap"] == len(a)
+    later = make_plan(planning, store, request(send_date=date(2027, 3, 1).isoformat(), arms=[{"arm": "coupon/push/noon"}],
+                                               contact_policy={"max_per_channel": {"push": 1}}), 30)[0]
+    assert set(store.assignments(later.plan_id).user_id) & a  # months later, the caps no longer hold
+
+
+def test_client_key_returns_the_first_plan(planning: Planning, tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    first, created = make_plan(planning, store, request(client_key="k1"), 30)
+    again, created_again = make_plan(planning, store, request(client_key="k1", budget=99.0), 30)
+    assert created and not created_again and again.plan_id == first.plan_id

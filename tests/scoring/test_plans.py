@@ -1,0 +1,77 @@
+"""The plan store: whole plans or none, one plan per client key across processes, caps held until cancelled."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scoring.plans import COLUMNS, PlanStore
+
+DAY = date(2026, 12, 10)
+
+
+def rows(n: int, channel: str = "sms", ids=None) -> pd.DataFrame:
+    return pd.DataFrame({"user_id": list(ids if ids is not None else range(1, n + 1)), "arm": f"coupon/{channel}/noon",
+                         "channel": channel, "window": "noon", "expected_uplift": 0.01, "net_value": 0.5,
+                         "reasons": "active/V3", "holdout": [i % 10 == 0 for i in range(n)]})
+
+
+def test_a_plan_reads_back_as_written(tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    plan, created = store.save(DAY, {"budget": 1}, {"planned_users": 25}, rows(25, ids=[*range(1, 21), *"abcde"]))
+    assert created and store.get(plan.plan_id).summary["planned_users"] == 25
+    back = store.assignments(plan.plan_id)
+    assert list(back.columns) == list(COLUMNS)
+    assert back.user_id.tolist() == [*range(1, 21), *"abcde"]  # ids keep their type
+    assert back.holdout.dtype == bool and back.holdout.sum() == 3
+    assert store.assignments(plan.plan_id, offset=20, limit=3).user_id.tolist() == ["a", "b", "c"]
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    bad = rows(10)
+    bad.loc[7, "arm"] = None  # NOT NULL: the 8th row fails after seven went in
+    with pytest.raises(Exception):
+        store.save(DAY, {}, {}, bad)
+    with store._connect() as con:
+        assert con.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM assignments").fetchone()[0] == 0
+
+
+def _save_with_key(path: str, queue) -> None:
+    plan, created = PlanStore(Path(path)).save(DAY, {}, {}, rows(2000), client_key="weekly-49")
+    queue.put((plan.plan_id, created))
+
+
+def test_one_plan_per_client_key_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "plans.sqlite"
+    PlanStore(path)
+    queue = multiprocessing.get_context("spawn").Queue()
+    procs = [multiprocessing.get_context("spawn").Process(target=_save_with_key, args=(str(path), queue))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    results = [queue.get(timeout=5) for _ in procs]
+    assert len({plan_id for plan_id, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False, False, True]
+    with PlanStore(path)._connect() as con:
+        assert con.execute("SELECT count(*) FROM assignments").fetchone()[0] == 2000
+
+
+def test_held_contacts_count_the_window_and_release_on_cancel(tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    near, _ = store.save(date(2026, 12, 1), {}, {}, rows(10))
+    store.save(date(2026, 10, 1), {}, {}, rows(10))  # outside a 30-day window around DAY
+    store.save(DAY, {}, {}, rows(5, channel="push"))
+    held = store.held_contacts(DAY, 30)
+    sms = held[held.channel == "sms"].set_index("user_id").sends
+    assert len(sms) == 9 and (sms == 1).all()  # the holdout (user 1) is never contacted, so holds nothing
+    assert len(held[held.channel == "push"]) == 4
+    store.cancel(near.plan_id)
+    assert (store.held_contacts(DAY, 30).channel == "push").all()
