@@ -56,6 +56,7 @@ def test_the_imported_bento_answers_every_endpoint(bento_server, keys, all_champ
     auth = {"Authorization": f"Bearer {keys['campaign']}"}
     r = httpx.post(server.url + "/v1/lookalike", json={"seed_name": "top_value_20pct", "k": 50}, headers=auth, timeout=60)
     assert r.status_code == 200 and len(r.json()["results"]) == 50
-    assert len(httpx.get(server.url + "/v1/models", headers=auth).json()["models"]) == 4
+    served = {m["name"] for m in httpx.get(server.url + "/v1/models", headers=auth).json()["models"]}
+    assert served >= {"churn", "promo_abuse", "marketing_response", "credit_features"}
     assert httpx.get(server.url + "/readyz").status_code == 200
     assert "/v1/churn/score" in httpx.get(server.url + "/docs.json").json()["paths"]
