@@ -66,9 +66,16 @@ async def drift() -> Response:
 
 @models_app.exception_handler(RequestValidationError)
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """400 naming the field, as the service's other endpoints answer, and never echoing the value sent."""
-    first = exc.errors()[0]
-    return JSONResponse({"error": first["msg"], "field": str(first["loc"][-1])}, 400)
+    """400 naming the field (the first at fault; `detail` lists each), as the service's other endpoints
+    answer, and never echoing the value sent."""
+    detail = [{"loc": _location(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"error": detail[0]["msg"], "field": str(detail[0]["loc"][-1]), "detail": detail}, 400)
+
+
+def _location(loc: tuple) -> list:
+    """The field's path; a refused mapping key is the caller's value, so it is named as `[key]` only."""
+    loc = list(loc)
+    return [*loc[:-2], "[key]"] if loc and loc[-1] == "[key]" else loc
 
 
 class ForecastedDay(BaseModel):

@@ -130,4 +130,6 @@ def test_normal_routes_show_up_by_template(server, keys):
     assert {"/v1/churn/score", "/v1/models", UNMATCHED} <= labels, labels
     assert labels <= {"/v1/churn/score", "/v1/abuse/score", "/v1/response/score", "/v1/credit/score", "/v1/lookalike",
                       "/v1/models", "/livez", "/healthz", "/readyz", "/", "/docs/", "/docs.json", "/schema.json",
-                      "/static_content/{path}", "/v1/monitoring/drift", "/v1/tables/{name}/score", UNMATCHED}
+                      "/static_content/{path}", "/v1/monitoring/drift", "/v1/tables/{name}/score",
+                      "/v1/forecast/disbursement", "/v1/campaigns/plan", "/v1/campaigns/{plan_id}",
+                      "/v1/campaigns/{plan_id}/assignments", UNMATCHED}
