@@ -1,21 +1,18 @@
 """`make bench`: every target of DESIGN.md measured side by side in one run, on this machine, into
 bench-results.json (figure → number, unit in the name), in a temporary folder. Parts (`--parts`): sim, train,
-german, hillstrom, lookalike, serve, forecast, report; `--help` says what each measures."""
+german, hillstrom, lookalike, serve, plan, forecast, report; `--help` says what each measures."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import json
-import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +20,11 @@ import numpy as np
 from bench.loadgen import Load, LoadResult, Target, build_request, compare, merge, run_load, together
 from scoring.answer import Layout
 from scoring.answer_json import score_json
+from bench.common import BIN, HOST, ROOT, env_for, log, py, server_log, serving, timed
+from bench.plans import bench_plan
 from scoring.settings import get_settings
-from service.config import SERVICE_CONFIG
-from service.launch import bentoml_serve, free_port, start, stop
+from service.launch import free_port, start, stop
 
-ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 # Served side by side and loaded in interleaved rounds with the same single-user requests.
 SINGLE_USER_TARGETS = {
     "serve": "service.service:Opscore",
@@ -40,45 +36,10 @@ SINGLE_USER_TARGETS = {
 # oracle's, and its gap split at the feature ceiling (information the features lack, what the learner left).
 QUALITY_FIGURES = ("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision_at", "recall_at", "oot_ks",
                    "ceiling", "information_gap", "learner_gap", "qini_vs_ceiling")
-BIN = Path(sys.executable).parent
-GIB = 1024**3
 # Mixed traffic: a risk engine's single-user calls, 8 clients paced at 50 calls/s each (400/s, about
 # a quarter of what the service answers flat out, so their latency is measured, not the queue of a
 # saturated server), beside a campaign system's four 10k batches back to back.
 SINGLE_CLIENTS, SINGLE_INTERVAL_S, BATCHES = 8, 0.02, 4
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def env_for(data: Path, mlruns: Path, bentoml_home: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCORE_", "MLFLOW_", "BENTOML_"))}
-    env.update(OPSCORE_DATA_DIR=str(data), OPSCORE_MLRUNS_DIR=str(mlruns), BENTOML_DO_NOT_TRACK="True",
-               OPSCORE_KEYS_FILE=str(data / "keys.json"), OPSCORE_AUDIT_LOG=str(data / "audit.log"),
-               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    if bentoml_home:
-        env["BENTOML_HOME"] = str(bentoml_home)
-    return env
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (GiB) and stdout of one command, the peak read from its own rusage."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
-    return time.perf_counter() - start, usage.ru_maxrss * 1024 / GIB, out
-
-
-def py(*args: str) -> list[str]:
-    return [sys.executable, *args]
-
-
-def server_log() -> Path:
-    return Path(tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False).name)
 
 
 def bench_sim(work: Path, users: int, figures: dict) -> Path:
@@ -177,19 +138,6 @@ def _ids(large: Path, n: int, seed: int = 0, churn_scores: bool = True) -> list[
     frame = pd.read_parquet(large / "snapshot" / "features.parquet", columns=["active_days_30"])
     ids = (frame.index[frame.active_days_30 >= 1] if churn_scores else frame.index).to_numpy()
     return np.random.default_rng(seed).choice(ids, n, replace=False).tolist()
-
-
-@contextmanager
-def serving(target: str, env: dict[str, str]) -> Iterator[int]:
-    """A BentoML service on a free port, every worker initialised; yields the port."""
-    port = free_port()
-    server = start(bentoml_serve(target, port, HOST), env, port, server_log(), timeout=900,
-                   workers=SERVICE_CONFIG["workers"])
-    try:
-        yield port
-    finally:
-        stop(server)
-        server.log.unlink(missing_ok=True)
 
 
 def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float) -> None:
@@ -362,10 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15, help="duration of each load test (default 15)")
     parser.add_argument("--forecast-users", type=int, default=20_000,
                         help="users of the forecast's 760-day world (default 20k)")
-    parser.add_argument("--parts", default="sim,train,german,hillstrom,lookalike,serve,forecast,report",
+    parser.add_argument("--parts", default="sim,train,german,hillstrom,lookalike,serve,plan,forecast,report",
                         help="comma-separated subset: sim (1M users simulate + features), train (200k users, train "
                              "all), german (5-fold CV), hillstrom (Qini vs its reference), lookalike (1M index, "
-                             "expansion), serve (single users vs a bare endpoint, 10k batches, mixed load), forecast "
+                             "expansion), serve (single users vs a bare endpoint, 10k batches, mixed load), plan (a whole base "
+                             "planned over HTTP; its true value against the oracle, propensity and random plans), forecast "
                              "(760-day backtest), report (the operating metrics page)")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
@@ -373,8 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opscore-bench-") as tmp:
         work = Path(tmp)
-        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve", "report"} else None
-        mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve"} else None
+        large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve", "plan", "report"} else None
+        mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve", "plan"} else None
         if "german" in parts:
             bench_german(work, figures)
         if "hillstrom" in parts:
@@ -383,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:
             bench_serve(large, mlruns, work, figures, args.seconds)
+        if "plan" in parts:
+            bench_plan(large, mlruns, work, figures)
         if "report" in parts:
             bench_report(large, work, args.large_users, figures)
         if "forecast" in parts:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,16 @@ from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
 from scoring.artifacts import ArtifactError, file_sha256
 from scoring.optimise import NONE
 from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign, Planned,
-                          arm_probabilities, plan, summary)
+                          alike, arm_probabilities, plan, summary)
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
 from scoring.segments import grid_columns
 from scoring.seeds import load_seed
 from scoring.snapshot import Snapshot, id_array
+
+
+# The least plan request (`Planning.warm` names the arms).
+DEFAULT_REQUEST = {"audience": {"all": True}, "send_date": "2026-01-01", "budget": 1.0}
 
 
 class PlanError(ValueError):
@@ -46,6 +51,20 @@ class Planning:
     opted_out: np.ndarray  # (n, channels) bool
     seeds: Path
     provenance: dict  # model versions and snapshot checksum
+
+    def warm(self) -> None:
+        """What every plan of the table's arms at their trained costs reads, computed now rather than by the first."""
+        defaults = campaign_of(PlanRequest.model_validate({**DEFAULT_REQUEST, "arms": [{"arm": a.id} for a in self.table.arms]}))
+        cols = self.table.columns(defaults.arms)
+        for members in alike(defaults):
+            self.table.likeliest(cols[members])
+        _ = self.segment_codes
+
+    @cached_property
+    def segment_codes(self) -> tuple[np.ndarray, list[str]]:
+        """Each user's segment as an index into the segment names: counting by segment is a bincount."""
+        names, codes = np.unique(self.segments, return_inverse=True)
+        return codes, [str(x) for x in names]
 
     @staticmethod
     def opt_out_matrix(snapshot: Snapshot, opt_outs: pd.DataFrame | None) -> np.ndarray:
@@ -75,8 +94,11 @@ def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dic
     provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
                   "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}
     segments = grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]]).astype(str)
-    return Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
-                    Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds", provenance)
+    planning = Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
+                        Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds",
+                        provenance)
+    planning.warm()
+    return planning
 
 
 def read_opt_outs(folder: Path, manifest: dict) -> pd.DataFrame | None:
@@ -109,11 +131,13 @@ def audience(p: Planning, req: PlanRequest) -> tuple[np.ndarray, int]:
 
 def eligibility(p: Planning, req: PlanRequest, campaign: Campaign, rows: np.ndarray,
                 held: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-    """Which (audience user, arm) pairs may be planned, and users excluded per reason. `held`: the
-    sends each audience user already has per channel in the contact window (n × channels)."""
-    n, k = len(rows), len(campaign.arms)
-    ch = campaign.channel_index
-    eligible = np.ones((n, k), dtype=bool)
+    """Which (audience user, group of alike arms) pairs may be planned (n × groups, `alike`), and users
+    excluded per reason. `held`: the sends each audience user already has per channel in the contact
+    window (n × channels)."""
+    first = [m[0] for m in alike(campaign)]
+    n, k = len(rows), len(first)
+    ch = campaign.channel_index[first]
+    eligible = np.ones((n, k), dtype=bool, order="F")
     excluded: dict[str, int] = {}
     ex = req.exclusions
     if ex.max_abuse_score is not None:
@@ -122,7 +146,7 @@ def eligibility(p: Planning, req: PlanRequest, campaign: Campaign, rows: np.ndar
         abusive = p.abuse[rows] > ex.max_abuse_score
         eligible[abusive] = False
         excluded["abuse_score"] = int(abusive.sum())
-    credit_arms = np.array([a.incentive in CREDIT_INCENTIVES for a in campaign.arms])
+    credit_arms = np.array([campaign.arms[i].incentive in CREDIT_INCENTIVES for i in first])
     if ex.credit_max_pd is not None and credit_arms.any():
         if p.credit_pd is None:
             raise PlanError(503, "exclusions.credit_max_pd", "the credit model is not available")
@@ -179,28 +203,34 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
     planned = plan(p.table, rows, campaign, eligible, user_value)
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
-         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segments[rows]),
+         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segment_codes[0][rows], p.segment_codes[1]),
          **p.provenance}
     return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),
                       req.client_key)
 
 
 def assignment_rows(p: Planning, planned: Planned, campaign: Campaign) -> pd.DataFrame:
-    """One row per planned user (the holdout marked), with the arm and why."""
+    """One row per planned user (the holdout marked), with the arm and why; text columns as categories,
+    built from codes (a whole base is a million rows)."""
     chosen = np.flatnonzero(planned.arm != NONE)
     arm = planned.arm[chosen]
     arms = campaign.arms
-    net = planned.value[chosen] - planned.cost[chosen]
-    uplift = planned.uplift[chosen]
-    segment = pd.Series(p.segments[planned.rows[chosen]], dtype="str")
-    # Why this user and arm: the segment, and the arm's expected uplift against the others allowed.
-    reasons = segment + f"; best of {len(arms)} arms by {campaign.objective}; uplift " + pd.Series(
-        np.round(uplift, 4).astype(str), dtype="str")
+
+    def labels(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+        unique = list(dict.fromkeys(names))
+        index = np.array([unique.index(x) for x in names], dtype=np.intp)
+        return pd.Categorical.from_codes(index[codes], categories=unique)
+
+    # Why this user and arm: the segment, and that it is the best of the arms allowed by the objective.
+    why = f"; best of {len(arms)} arms by {campaign.objective}"
+    code, names = p.segment_codes
     return pd.DataFrame({
         "user_id": p.snapshot.ids[planned.rows[chosen]],
-        "arm": np.array([a.id for a in arms], dtype=object)[arm],
-        "channel": np.array([a.channel for a in arms], dtype=object)[arm],
-        "window": np.array([a.window for a in arms], dtype=object)[arm],
-        "expected_uplift": np.round(uplift, 6), "net_value": np.round(net, 4), "reasons": reasons.to_numpy(),
+        "arm": labels(arm, [a.id for a in arms]),
+        "channel": labels(arm, [a.channel for a in arms]),
+        "window": labels(arm, [a.window for a in arms]),
+        "expected_uplift": np.round(planned.uplift[chosen], 6),
+        "net_value": np.round(planned.value[chosen] - planned.cost[chosen], 4),
+        "reasons": labels(code[planned.rows[chosen]], [f"{n}{why}" for n in names]),
         "holdout": planned.holdout[chosen],
     })

@@ -38,11 +38,27 @@ class ArmTable:
 
     arms: tuple[Arm, ...]
     p_control: np.ndarray  # (n,)
-    p_arm: np.ndarray  # (n, K)
+    p_arm: np.ndarray  # (n, K), arm-major (Fortran order): read arm by arm
+    _likeliest: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.p_arm = np.asfortranarray(self.p_arm)
 
     def columns(self, arms: Sequence[Arm]) -> np.ndarray:
         index = {a: k for k, a in enumerate(self.arms)}
         return np.array([index[a] for a in arms], dtype=np.intp)
+
+    def likeliest(self, cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Per user, which of the columns `cols` is the most likely to convert (a position into `cols`)
+        and that probability; kept, so that the plans of a snapshot compute each group once."""
+        key = tuple(int(c) for c in cols)
+        if key not in self._likeliest:
+            best, which = self.p_arm[:, key[0]].copy(), np.zeros(len(self.p_control), dtype=np.int8)
+            for j, c in enumerate(key[1:], 1):  # column by column: each is contiguous
+                which[self.p_arm[:, c] > best] = j
+                np.maximum(best, self.p_arm[:, c], out=best)
+            self._likeliest[key] = which, best
+        return self._likeliest[key]
 
 
 @dataclass
@@ -78,41 +94,70 @@ class Planned:
     at_twice: float
 
 
-def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
-            user_value: np.ndarray, budget: float | None = None) -> tuple[Problem, np.ndarray, np.ndarray]:
-    """The optimiser's problem for the audience's rows; also the uplift and gross value per pair."""
+def alike(campaign: Campaign) -> list[np.ndarray]:
+    """The campaign's arms grouped by channel, incentive and both costs (positions into its arms): arms
+    that differ only in their send window. Exclusions, opt-outs and caps never tell them apart."""
+    keys: dict[tuple, list[int]] = {}
+    for k, a in enumerate(campaign.arms):
+        key = (a.channel, a.incentive, float(campaign.incentive_cost[k]), float(campaign.contact_cost[k]))
+        keys.setdefault(key, []).append(k)
+    return [np.array(m, dtype=np.intp) for m in keys.values()]
+
+
+def candidates(table: ArmTable, rows: np.ndarray, campaign: Campaign) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Per audience user, each group of alike arms' most likely to convert: its arm (n × G, into
+    campaign.arms) and P(convert | it).
+
+    Alike arms share channel and costs and differ only in P(convert), and value and expected cost are
+    both affine in it with the same slopes, so the likeliest is the best of them at every budget and
+    channel price: the optimiser need not see the others (48 arms are 16 groups at the defaults).
+    Stored arm-major (Fortran order), as the optimiser passes over them."""
+    groups = alike(campaign)
     cols = table.columns(campaign.arms)
-    whole = len(rows) == len(table.p_control) and np.array_equal(cols, np.arange(len(table.arms)))
-    # float32 throughout: at 1M users × 48 arms each matrix is 192 MB, and each copy counts.
-    p_arm = table.p_arm if whole else table.p_arm[np.ix_(rows, cols)]
+    every = len(rows) == len(table.p_control)
+    shape = (len(rows), len(groups))
+    arm, p = np.empty(shape, dtype=np.intp, order="F"), np.empty(shape, dtype=np.float32, order="F")
+    for g, members in enumerate(groups):
+        which, best = table.likeliest(cols[members])
+        arm[:, g] = members[which if every else which[rows]]
+        p[:, g] = best if every else best[rows]
+    return groups, arm, p
+
+
+def problem(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
+            user_value: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarray, np.ndarray]:
+    """The optimiser's problem over the audience's groups of alike arms (`eligible`: n × groups); also the
+    arm each group stands for and the uplift and gross value per user and group."""
+    groups, arm, p_arm = candidates(table, rows, campaign)
+    first = np.array([m[0] for m in groups], dtype=np.intp)
+    # float32 throughout: at 1M users each n × groups matrix is 64 MB, and each copy counts.
     uplift = p_arm - table.p_control[rows, None]
-    cost = p_arm * campaign.incentive_cost.astype(np.float32)[None, :]
-    cost += campaign.contact_cost.astype(np.float32)[None, :]
+    cost = p_arm * campaign.incentive_cost[first].astype(np.float32)[None, :]
+    cost += campaign.contact_cost[first].astype(np.float32)[None, :]
     per = (np.full(len(rows), campaign.value_per_conversion) if campaign.value_per_conversion is not None
            else np.nan_to_num(user_value, nan=0.0))
     gross = uplift * per.astype(np.float32)[:, None]  # reported under either objective
     value = uplift if campaign.objective == "conversions" else gross - cost
     capacity = np.array([float(campaign.capacity.get(c, np.inf)) for c in CONTACT_CHANNELS])
-    return (Problem(value, cost, campaign.channel_index, eligible, campaign.budget if budget is None else budget,
-                    capacity), uplift, gross)
+    return Problem(value, cost, campaign.channel_index[first], eligible, campaign.budget, capacity), arm, uplift, gross
 
 
 def plan(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.ndarray,
          user_value: np.ndarray) -> Planned:
     """Solve at the budget (and estimate the best at half and twice it), then hold a random share of the
     planned out."""
-    p, uplift, gross = problem(table, rows, campaign, eligible, user_value)
+    p, arm_of, uplift, gross = problem(table, rows, campaign, eligible, user_value)
     solution = solve(p)
     at_half = estimate(_with_budget(p, p.budget / 2))
     at_twice = estimate(_with_budget(p, p.budget * 2))
-    arm = solution.arm
-    planned = np.flatnonzero(arm != NONE)
+    group = solution.arm
+    chosen = group != NONE
+    at, pick = np.arange(len(rows)), np.where(chosen, group, 0)
+    arm = np.where(chosen, arm_of[at, pick], NONE)
+    planned = np.flatnonzero(chosen)
     holdout = np.zeros(len(rows), dtype=bool)
     rng = np.random.default_rng(HOLDOUT_SEED)
     holdout[planned[rng.random(len(planned)) < campaign.holdout_share]] = True
-    pick = np.where(arm != NONE, arm, 0)
-    at = np.arange(len(rows))
-    chosen = arm != NONE
     return Planned(rows, arm, holdout, np.where(chosen, uplift[at, pick], 0.0), np.where(chosen, gross[at, pick], 0.0),
                    np.where(chosen, p.cost[at, pick], 0.0), solution, at_half, at_twice)
 
@@ -121,46 +166,47 @@ def _with_budget(p: Problem, budget: float) -> Problem:
     return Problem(p.value, p.cost, p.channel, p.eligible, budget, p.capacity)
 
 
-def figures(uplift: np.ndarray, value: np.ndarray, cost: np.ndarray) -> dict[str, float]:
+def figures(users: int, uplift: float, value: float, spend: float) -> dict[str, float]:
     """Expected incremental conversions, value, spend and ROI (net value per unit spent) of some sends."""
-    spend = float(cost.sum())
-    gross = float(value.sum())
-    return {"users": int(len(uplift)), "incremental_conversions": round(float(uplift.sum()), 4),
-            "incremental_value": round(gross, 2), "spend": round(spend, 2),
-            "roi": round((gross - spend) / spend, 4) if spend > 0 else None}
+    return {"users": int(users), "incremental_conversions": round(float(uplift), 4),
+            "incremental_value": round(float(value), 2), "spend": round(float(spend), 2),
+            "roi": round((value - spend) / spend, 4) if spend > 0 else None}
 
 
-def breakdown(planned: Planned, labels: np.ndarray, contacted: np.ndarray) -> dict[str, dict[str, float]]:
-    """`figures` of the contacted users per label (arm, segment, channel...)."""
-    out = {}
-    for label in np.unique(labels[contacted]):
-        on = contacted & (labels == label)
-        out[str(label)] = figures(planned.uplift[on], planned.value[on], planned.cost[on])
-    return out
+def breakdown(planned: Planned, codes: np.ndarray, names: Sequence[str], contacted: np.ndarray) -> dict[str, dict]:
+    """`figures` of the contacted users per label (`codes` index `names`), by weighted counts."""
+    c = codes[contacted]
+    sums = [np.bincount(c, weights=w, minlength=len(names)) for w in
+            (None, planned.uplift[contacted], planned.value[contacted], planned.cost[contacted])]
+    return {str(names[i]): figures(*(x[i] for x in sums)) for i in np.flatnonzero(sums[0])}
 
 
-def summary(planned: Planned, campaign: Campaign, segments: np.ndarray) -> dict:
+def summary(planned: Planned, campaign: Campaign, segments: np.ndarray, segment_names: Sequence[str]) -> dict:
     """The plan's summary: counts per arm, channel and window, expected figures overall, by arm and by
-    segment (over the contacted, holdout excluded), the bound and gap, and the value at half and twice the budget."""
-    chosen = planned.arm != NONE
-    contacted = chosen & ~planned.holdout
-    names = np.array([a.id for a in campaign.arms] + [""], dtype=object)[planned.arm]
-    channels = np.array([a.channel for a in campaign.arms] + [""], dtype=object)[planned.arm]
-    windows = np.array([a.window for a in campaign.arms] + [""], dtype=object)[planned.arm]
+    segment (over the contacted, holdout excluded), the bound and gap, and the value at half and twice the
+    budget. `segments`: each audience user's index into `segment_names`."""
+    contacted = (planned.arm != NONE) & ~planned.holdout
+    arm = planned.arm
     s = planned.solution
+    by_arm = breakdown(planned, arm, [a.id for a in campaign.arms], contacted)
 
-    def counts(labels: np.ndarray) -> dict[str, int]:
-        values, n = np.unique(labels[contacted], return_counts=True)
-        return {str(v): int(c) for v, c in zip(values, n)}
+    def counts(key: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in campaign.arms:
+            if a.id in by_arm:
+                label = getattr(a, key)
+                out[label] = out.get(label, 0) + by_arm[a.id]["users"]
+        return out
 
+    total = [contacted.sum(), *(float(x[contacted].sum(dtype=np.float64)) for x in (planned.uplift, planned.value, planned.cost))]
     return {
-        "planned_users": int(chosen.sum()),
+        "planned_users": int((arm != NONE).sum()),
         "contacted_users": int(contacted.sum()),
         "holdout_users": int(planned.holdout.sum()),
-        "users_per_arm": counts(names), "users_per_channel": counts(channels), "users_per_window": counts(windows),
-        "expected": figures(planned.uplift[contacted], planned.value[contacted], planned.cost[contacted]),
-        "by_arm": breakdown(planned, names, contacted),
-        "by_segment": breakdown(planned, segments, contacted),
+        "users_per_arm": counts("id"), "users_per_channel": counts("channel"), "users_per_window": counts("window"),
+        "expected": figures(*total),
+        "by_arm": by_arm,
+        "by_segment": breakdown(planned, segments, segment_names, contacted),
         "optimiser": {"method": s.method, "objective": campaign.objective, "value": round(s.objective, 4),
                       "bound": round(s.bound, 4), "gap": round(s.gap, 4), "relative_gap": round(s.relative_gap, 6),
                       "spend_planned": round(s.spend, 2), "budget": campaign.budget},

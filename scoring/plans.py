@@ -1,14 +1,18 @@
-"""The plan store: campaign plans and their assignments in one SQLite database under the data folder.
+"""The plan store: campaign plans in one SQLite database under the data folder, each plan's assignments
+in a Parquet file beside it.
 
 WAL mode, so that several worker processes (and the offline `python -m training plan`) read while one
-writes; each plan is written in one transaction, so it is there whole or not at all. A client key
-makes a plan idempotent: a second request with the same key gets the first plan back. A plan holds
-its contacted users' contact caps until it is cancelled.
+writes. A plan's assignments (a million rows for a whole base) are written to their file first and
+renamed into place; only then is the plan's row committed, so a plan is there whole or not at all
+(a crash in between leaves a file no plan names). A client key makes a plan idempotent: a second
+request with the same key gets the first plan back. A plan holds its contacted users' contact caps
+until it is cancelled.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from contextlib import contextmanager
@@ -17,8 +21,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -30,24 +35,13 @@ CREATE TABLE IF NOT EXISTS plans (
     request TEXT NOT NULL,
     summary TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS assignments (
-    plan_id TEXT NOT NULL REFERENCES plans(plan_id),
-    seq INTEGER NOT NULL,
-    user_id NOT NULL,  -- an integer or text, as the warehouse has it
-    arm TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    window TEXT NOT NULL,
-    expected_uplift REAL NOT NULL,
-    net_value REAL NOT NULL,
-    reasons TEXT NOT NULL,
-    holdout INTEGER NOT NULL,
-    PRIMARY KEY (plan_id, seq)
-);
 CREATE INDEX IF NOT EXISTS plans_send_date ON plans(send_date, status);
 """
 # The assignment columns, in the order every rendering (JSON, CSV, Parquet) gives them.
 COLUMNS = ("user_id", "arm", "channel", "window", "expected_uplift", "net_value", "reasons", "holdout")
 ISSUED, CANCELLED = "issued", "cancelled"
+# Rows per Parquet row group: a page of assignments reads about one.
+PAGE_ROWS = 10_000
 
 
 @dataclass
@@ -62,7 +56,8 @@ class PlanStore:
     def __init__(self, path: Path, busy_timeout_s: float = 60.0):
         self.path = path
         self.busy_timeout_s = busy_timeout_s
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = path.with_suffix("")  # plans.sqlite → plans/, one Parquet file per plan
+        self.folder.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
@@ -90,12 +85,12 @@ class PlanStore:
 
     def save(self, send_date: date, request: dict, summary: dict, rows: pd.DataFrame,
              client_key: str | None = None) -> tuple[StoredPlan, bool]:
-        """Store a plan and its assignments in one transaction; (the plan, True), or (the plan already
-        stored under client_key, False)."""
+        """Store a plan and its assignments (COLUMNS); (the plan, True), or (the plan already stored under
+        client_key, False)."""
         plan_id = uuid.uuid4().hex
         summary = {"plan_id": plan_id, **summary}
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        records = zip([plan_id] * len(rows), range(len(rows)), *(_plain(rows[c]) for c in COLUMNS))
+        self._write(plan_id, rows)
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")  # the write lock first: a second worker waits here, then sees the key
             try:
@@ -103,28 +98,45 @@ class PlanStore:
                     row = con.execute("SELECT plan_id FROM plans WHERE client_key = ?", (client_key,)).fetchone()
                     if row:
                         con.execute("ROLLBACK")
+                        self._file(plan_id).unlink()
                         return self.get(row[0]), False
                 con.execute("INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (plan_id, client_key, created, send_date.isoformat(), ISSUED, json.dumps(request),
                              json.dumps(summary)))
-                con.executemany("INSERT INTO assignments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
+                self._file(plan_id).unlink(missing_ok=True)
                 raise
         return StoredPlan(plan_id, send_date.isoformat(), ISSUED, summary), True
+
+    def _file(self, plan_id: str) -> Path:
+        return self.folder / f"{plan_id}.parquet"
+
+    def _write(self, plan_id: str, rows: pd.DataFrame) -> None:
+        """The assignments' file, complete and on disk before any plan names it."""
+        table = pa.Table.from_pandas(rows[list(COLUMNS)], preserve_index=False)
+        if any(table.column(c).null_count for c in COLUMNS):
+            raise ValueError("an assignment has a missing value")
+        part = self._file(plan_id).with_suffix(".part")
+        with open(part, "wb") as out:
+            pq.write_table(table, out, row_group_size=PAGE_ROWS)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, self._file(plan_id))
 
     def cancel(self, plan_id: str) -> None:
         with self._connect() as con:
             con.execute("UPDATE plans SET status = ? WHERE plan_id = ?", (CANCELLED, plan_id))
 
-    def assignments(self, plan_id: str, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+    def assignments(self, plan_id: str, offset: int = 0, limit: int | None = None,
+                    columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
         """A page of a plan's assignments in their stored order (all of them without a limit)."""
-        with self._connect() as con:
-            frame = pd.read_sql_query(
-                f"SELECT {', '.join(COLUMNS)} FROM assignments WHERE plan_id = ? ORDER BY seq LIMIT ? OFFSET ?",
-                con, params=(plan_id, -1 if limit is None else limit, offset))
-        frame["holdout"] = frame["holdout"].astype(bool)
+        table = pq.read_table(self._file(plan_id), columns=list(columns), memory_map=True)
+        frame = table.slice(offset, limit).to_pandas()
+        for c in ("arm", "channel", "window", "reasons"):
+            if c in frame:
+                frame[c] = frame[c].astype(str)  # stored dictionary-encoded
         return frame
 
     def held_contacts(self, send_date: date, window_days: int) -> pd.DataFrame:
@@ -132,15 +144,13 @@ class PlanStore:
         (either side: a rolling 30-day cap counts a later plan's sends as an earlier one's)."""
         lo, hi = send_date - timedelta(days=window_days - 1), send_date + timedelta(days=window_days - 1)
         with self._connect() as con:
-            return pd.read_sql_query(
-                "SELECT a.user_id, a.channel, count(*) AS sends FROM assignments a JOIN plans p USING (plan_id) "
-                "WHERE p.status = ? AND p.send_date BETWEEN ? AND ? AND a.holdout = 0 GROUP BY a.user_id, a.channel",
-                con, params=(ISSUED, lo.isoformat(), hi.isoformat()))
-
-
-def _plain(column: pd.Series) -> list:
-    """Python values sqlite takes (numpy integers and bools it does not)."""
-    values = column.to_numpy()
-    if values.dtype.kind == "b":
-        return values.astype(int).tolist()
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+            ids = [r[0] for r in con.execute("SELECT plan_id FROM plans WHERE status = ? AND send_date BETWEEN ? AND ?",
+                                             (ISSUED, lo.isoformat(), hi.isoformat()))]
+        sends = [pq.read_table(self._file(i), columns=["user_id", "channel", "holdout"],
+                               filters=[("holdout", "=", False)]) for i in ids]
+        if not sends:
+            return pd.DataFrame({"user_id": pd.Series(dtype="int64"), "channel": pd.Series(dtype="str"),
+                                 "sends": pd.Series(dtype="int64")})
+        frame = pa.concat_tables(sends, promote_options="permissive").to_pandas()
+        frame["channel"] = frame["channel"].astype(str)
+        return frame.groupby(["user_id", "channel"], observed=True).size().rename("sends").reset_index()

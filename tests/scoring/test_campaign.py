@@ -3,6 +3,7 @@ plans, the holdout marked, the summary consistent with the stored rows."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pandas as pd
 import pytest
 
 from scoring.arms import ARMS, CONTACT_CHANNELS
-from scoring.campaign import Planning, make_plan
-from scoring.plan import ArmTable
+from scoring.campaign import Planning, campaign_of, eligibility, make_plan
+from scoring.optimise import Solution, solve
+from scoring.plan import ArmTable, Campaign, alike, problem
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore
 from scoring.snapshot import Snapshot, id_array
@@ -77,3 +79,24 @@ def test_client_key_returns_the_first_plan(planning: Planning, tmp_path: Path) -
     first, created = make_plan(planning, store, request(client_key="k1"), 30)
     again, created_again = make_plan(planning, store, request(client_key="k1", budget=99.0), 30)
     assert created and not created_again and again.plan_id == first.plan_id
+
+
+@pytest.mark.parametrize("objective", ["conversions", "value"])
+def test_alike_arms_lose_nothing(planning: Planning, objective: str) -> None:
+    """Planning over each group's likeliest arm reaches what the optimiser finds over every arm."""
+    rows = np.arange(200)
+    req = request(audience={"user_ids": planning.snapshot.ids[rows].tolist()}, budget=3.0, objective=objective,
+                  capacity={"sms": 8})
+    value = planning.snapshot.frame["fund_amt_90"].to_numpy()[rows]
+    held = np.zeros((len(rows), len(CONTACT_CHANNELS)), dtype=np.int64)
+
+    def best(campaign: Campaign) -> Solution:
+        eligible, _ = eligibility(planning, req, campaign, rows, held)
+        return solve(problem(planning.table, rows, campaign, eligible, value)[0], milp_max_pairs=10**6)
+
+    grouped = campaign_of(req)
+    # Costs a hair apart: no two arms alike, so the optimiser sees all 48.
+    apart = replace(grouped, incentive_cost=grouped.incentive_cost + 1e-9 * np.arange(len(grouped.arms)))
+    assert len(alike(grouped)) == 16 and len(alike(apart)) == len(ARMS)
+    a, b = best(grouped), best(apart)
+    assert a.method == b.method == "milp" and a.objective == pytest.approx(b.objective, rel=2e-3)

@@ -20,26 +20,38 @@ def rows(n: int, channel: str = "sms", ids=None) -> pd.DataFrame:
                          "reasons": "active/V3", "holdout": [i % 10 == 0 for i in range(n)]})
 
 
-def test_a_plan_reads_back_as_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ids", [list(range(1, 26)), [f"u{i}" for i in range(25)]], ids=["int", "text"])
+def test_a_plan_reads_back_as_written(tmp_path: Path, ids: list) -> None:
     store = PlanStore(tmp_path / "plans.sqlite")
-    plan, created = store.save(DAY, {"budget": 1}, {"planned_users": 25}, rows(25, ids=[*range(1, 21), *"abcde"]))
+    plan, created = store.save(DAY, {"budget": 1}, {"planned_users": 25}, rows(25, ids=ids))
     assert created and store.get(plan.plan_id).summary["planned_users"] == 25
     back = store.assignments(plan.plan_id)
     assert list(back.columns) == list(COLUMNS)
-    assert back.user_id.tolist() == [*range(1, 21), *"abcde"]  # ids keep their type
+    assert back.user_id.tolist() == ids  # ids keep their type
     assert back.holdout.dtype == bool and back.holdout.sum() == 3
-    assert store.assignments(plan.plan_id, offset=20, limit=3).user_id.tolist() == ["a", "b", "c"]
+    assert store.assignments(plan.plan_id, offset=20, limit=3).user_id.tolist() == ids[20:23]
+    assert store.assignments(plan.plan_id, offset=24, limit=10).user_id.tolist() == ids[24:]
 
 
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     store = PlanStore(tmp_path / "plans.sqlite")
     bad = rows(10)
-    bad.loc[7, "arm"] = None  # NOT NULL: the 8th row fails after seven went in
-    with pytest.raises(Exception):
+    bad.loc[7, "arm"] = None  # a missing value: refused before any plan names the rows
+    with pytest.raises(ValueError, match="missing"):
         store.save(DAY, {}, {}, bad)
     with store._connect() as con:
         assert con.execute("SELECT count(*) FROM plans").fetchone()[0] == 0
-        assert con.execute("SELECT count(*) FROM assignments").fetchone()[0] == 0
+    assert not list(store.folder.iterdir())
+
+
+def test_a_plan_is_named_only_once_its_rows_are_on_disk(tmp_path: Path) -> None:
+    """A failure while the plan's row is written leaves no assignments file behind, and no plan."""
+    store = PlanStore(tmp_path / "plans.sqlite")
+    with store._connect() as con:  # the insert fails after the file is written
+        con.execute("CREATE TRIGGER refuse BEFORE INSERT ON plans BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(Exception, match="disk full"):
+        store.save(DAY, {}, {}, rows(10))
+    assert not list(store.folder.iterdir())
 
 
 def _save_with_key(path: str, queue) -> None:
@@ -60,8 +72,9 @@ def test_one_plan_per_client_key_across_processes(tmp_path: Path) -> None:
     results = [queue.get(timeout=5) for _ in procs]
     assert len({plan_id for plan_id, _ in results}) == 1
     assert sorted(created for _, created in results) == [False, False, True]
-    with PlanStore(path)._connect() as con:
-        assert con.execute("SELECT count(*) FROM assignments").fetchone()[0] == 2000
+    store = PlanStore(path)
+    assert len(store.assignments(results[0][0])) == 2000
+    assert len(list(store.folder.iterdir())) == 1  # the two plans not kept left no file behind
 
 
 def test_held_contacts_count_the_window_and_release_on_cancel(tmp_path: Path) -> None:

@@ -1,0 +1,66 @@
+"""What every part of the benchmark shares: its log line, the environment of a world, timed commands, servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.config import SERVICE_CONFIG
+from service.launch import bentoml_serve, free_port, start, stop
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+BIN = Path(sys.executable).parent
+GIB = 1024**3
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def env_for(data: Path, mlruns: Path, bentoml_home: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSCORE_", "MLFLOW_", "BENTOML_"))}
+    env.update(OPSCORE_DATA_DIR=str(data), OPSCORE_MLRUNS_DIR=str(mlruns), BENTOML_DO_NOT_TRACK="True",
+               OPSCORE_KEYS_FILE=str(data / "keys.json"), OPSCORE_AUDIT_LOG=str(data / "audit.log"),
+               PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    if bentoml_home:
+        env["BENTOML_HOME"] = str(bentoml_home)
+    return env
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (GiB) and stdout of one command, the peak read from its own rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
+    return time.perf_counter() - start, usage.ru_maxrss * 1024 / GIB, out
+
+
+def py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def server_log() -> Path:
+    return Path(tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False).name)
+
+
+@contextmanager
+def serving(target: str, env: dict[str, str]) -> Iterator[int]:
+    """A BentoML service on a free port, every worker initialised; yields the port."""
+    port = free_port()
+    server = start(bentoml_serve(target, port, HOST), env, port, server_log(), timeout=900,
+                   workers=SERVICE_CONFIG["workers"])
+    try:
+        yield port
+    finally:
+        stop(server)
+        server.log.unlink(missing_ok=True)

@@ -1,0 +1,134 @@
+"""The campaign planner's figures: a whole base planned over HTTP, and the plan's true worth against
+the plans a team could make without it.
+
+Every plan is given the same budget on the large world and valued by the simulator's truth: the
+true expected incremental conversions of the sends it makes (P(convert | arm) − P(convert | control)
+of each contacted user). The reference plans are the same optimiser fed the true per-arm
+probabilities (the oracle plan), the users most likely to convert sent the one arm our plan uses
+most (the propensity plan), and random users each sent a random arm (the random plan).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import subprocess
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import HOST, ROOT, env_for, log, py, serving, timed
+from scoring.arms import ARMS
+from scoring.campaign import campaign_of
+from scoring.optimise import NONE
+from scoring.plan import ArmTable, alike, plan
+from scoring.plan_request import PlanRequest
+from scoring.settings import Settings
+
+# A campaign over the whole base whose budget binds: about a tenth of a push to everyone's worth of incentives.
+BUDGET = 20_000.0
+TIMED_PLANS = 3
+
+
+def _call(port: int, method: str, path: str, key: str, body: dict | None = None) -> tuple[bytes, float]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method=method,
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    start = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        out = resp.read()
+    return out, time.perf_counter() - start
+
+
+def request_body(send_date: date) -> dict:
+    """The plan every figure compares: the whole base, every arm at its trained costs, no holdout (the
+    value of the sends, not the measurement), no exclusions beyond the warehouse's."""
+    return {"audience": {"all": True}, "send_date": send_date.isoformat(), "budget": BUDGET, "holdout_share": 0.0,
+            "exclusions": {"opt_outs": False}}
+
+
+def true_value(arm: np.ndarray, p_control: np.ndarray, p_arm: np.ndarray) -> float:
+    """True expected incremental conversions of sending each user `arm` (an index into ARMS; NONE: no send)."""
+    sent = np.flatnonzero(arm != NONE)
+    return float((p_arm[sent, arm[sent]] - p_control[sent]).sum())
+
+
+def within_budget(order: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """The users of `order` taken while their expected costs fit the budget."""
+    return order[np.cumsum(cost[order]) <= BUDGET]
+
+
+def reference_plans(ours: np.ndarray, true: ArmTable, model: ArmTable, body: dict) -> dict[str, np.ndarray]:
+    """The oracle, propensity and random plans' arm per user (indices into ARMS, NONE for no send)."""
+    campaign = campaign_of(PlanRequest.model_validate(body))
+    n = len(true.p_control)
+    rows = np.arange(n)
+    everyone = np.ones((n, len(alike(campaign))), dtype=bool)
+    oracle = plan(true, rows, campaign, everyone, np.zeros(n)).arm
+    cost = model.p_arm * campaign.incentive_cost[None, :] + campaign.contact_cost[None, :]
+    top = np.bincount(ours[ours != NONE], minlength=len(ARMS)).argmax()
+    propensity = np.full(n, NONE)
+    propensity[within_budget(np.argsort(-model.p_control, kind="stable"), cost[:, top])] = top
+    rng = np.random.default_rng(0)
+    drawn = rng.integers(0, len(ARMS), n)
+    random = np.full(n, NONE)
+    taken = within_budget(rng.permutation(n), cost[rows, drawn])
+    random[taken] = drawn[taken]
+    return {"oracle": oracle, "propensity": propensity, "random": random}
+
+
+def model_table(snapshot: pd.DataFrame, mlruns: Path) -> ArmTable:
+    """The response champion's per-arm probabilities for the whole snapshot, as the service computes them."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve()}/mlflow.db")
+    scorer = mlflow.pyfunc.load_model("models:/marketing_response@champion").unwrap_python_model().scorer
+    p_control, p_arm = scorer.arm_probabilities(scorer.spec.to_matrix(snapshot.reindex(columns=scorer.spec.names)), ARMS)
+    return ArmTable(ARMS, p_control.astype(np.float32), p_arm.astype(np.float32))
+
+
+def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
+    from training.data.truth import true_arm_probabilities
+
+    env = env_for(large, mlruns, work / "bentoml")
+    log("campaign planner: import champions with the large snapshot")
+    timed(py("-m", "service", "import-models", "--allow-missing"), env)
+    key = subprocess.run(py("-m", "service", "keys", "add", "bench-plan", "--scopes", "campaign"), cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    manifest = json.loads((large / "snapshot" / "manifest.json").read_text())
+    send_date = date.fromisoformat(manifest["as_of"]) + timedelta(days=1)
+    body = request_body(send_date)
+    with serving("service.service:Opscore", env) as port:
+        _call(port, "POST", "/v1/campaigns/plan", key, body)  # the worker's per-arm table first
+        seconds = []
+        for _ in range(TIMED_PLANS):
+            out, s = _call(port, "POST", "/v1/campaigns/plan", key, body)
+            seconds.append(s)
+        summary = json.loads(out)
+        frame = pd.read_parquet(io.BytesIO(_call(port, "GET", f"/v1/campaigns/{summary['plan_id']}/assignments"
+                                                             "?format=parquet", key)[0]))
+    n = int(summary["audience_size"])
+    figures[f"plan_{'1m' if n == 1_000_000 else f'{n // 1000}k'}_ms"] = 1000 * statistics.median(seconds)
+    log(f"plan over the whole base: {1000 * statistics.median(seconds):.0f} ms (median of {TIMED_PLANS}); "
+        f"{summary['contacted_users']:,} contacted, spend {summary['expected']['spend']:,.0f}")
+
+    snapshot = pd.read_parquet(large / "snapshot" / "features.parquet").sort_index()
+    ids = snapshot.index.to_numpy()
+    p_control, p_arm = true_arm_probabilities(Settings(data_dir=large), ids, send_date, ARMS)
+    true = ArmTable(ARMS, p_control.astype(np.float32), p_arm.astype(np.float32))
+    ours = np.full(len(ids), NONE)
+    index = {a.id: k for k, a in enumerate(ARMS)}
+    ours[np.searchsorted(ids, frame.user_id.to_numpy())] = frame.arm.map(index).to_numpy()
+    value = {"ours": true_value(ours, p_control, p_arm)}
+    for name, arm in reference_plans(ours, true, model_table(snapshot, mlruns), body).items():
+        value[name] = true_value(arm, p_control, p_arm)
+    for name in ("oracle", "propensity", "random"):
+        figures[f"plan_value_vs_{name}_plan_ratio"] = value["ours"] / value[name] if value[name] > 0 else float("nan")
+    figures["plan_true_incremental_conversions"] = value["ours"]
+    log("true incremental conversions at a budget of {:,.0f}: ".format(BUDGET)
+        + ", ".join(f"{k} {v:,.1f}" for k, v in value.items()))
