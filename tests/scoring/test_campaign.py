@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -59,6 +60,7 @@ def test_plan_honours_exclusions_and_budget(planning: Planning, tmp_path: Path) 
     assert s["contacted_users"] == (~rows.holdout).sum() and s["holdout_users"] == rows.holdout.sum()
     assert s["excluded"]["abuse_score"] == int((planning.abuse > 0.8).sum())
     assert sum(v["users"] for v in s["by_segment"].values()) == s["contacted_users"]
+    assert orjson.loads(orjson.dumps(s)) == s  # what the service answers with: plain JSON values only
 
 
 def test_caps_count_issued_plans(planning: Planning, tmp_path: Path) -> None:
