@@ -16,23 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, sparse
 
-from scoring.thresholds import MILP_MAX_PAIRS, MILP_REL_GAP, MILP_TIME_LIMIT_S
+from scoring.thresholds import (BISECTION_STEPS, COLD_GROWTH, DUAL_ROUNDS, FILL_MIN_ROOM, GAP_TOLERANCE, MILP_MAX_PAIRS,
+                                MILP_REL_GAP, MILP_TIME_LIMIT_S, PRICE_SAMPLE_USERS, PRICE_TOLERANCE, SPEND_TOLERANCE,
+                                WARM_GROWTH)
 
 NONE = -1  # no arm for this user
-BISECTION_STEPS = 40
-DUAL_ROUNDS = 8
-# A bisection stops once the constraint's use is within this share of its limit.
-SPEND_TOLERANCE = 1e-4
-# Above this many users, prices are first found on a sample of this size.
-PRICE_SAMPLE_USERS = 50_000
-# How far a price bracket grows per step: from nothing, and from a sample's price.
-COLD_GROWTH, WARM_GROWTH = 4.0, 1.05
-# A bisection also stops once its price bracket is this narrow (relative).
-PRICE_TOLERANCE = 1e-3
-# Leftover budget below this share is not filled after the prices' plan.
-FILL_MIN_ROOM = 1e-3
-# Rounds stop once the plan is within this share of the bound.
-GAP_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -202,14 +190,10 @@ class _Lagrangian:
         convex, so an arm best at both ends of an interval is best throughout it."""
         below = max((x for x in self._evaluated if x < lam), default=None)
         above = min((x for x in self._evaluated if x > lam), default=None)
-        if lam in self._evaluated:
-            at = self._evaluated[lam]
-        elif below is None or above is None:
-            at = self._full(lam, np.arange(len(self.users)))
-        else:
-            at = self._between(lam, below, above)
-        self._evaluated[lam] = at
-        return at
+        if lam not in self._evaluated:
+            self._evaluated[lam] = (self._full(lam, np.arange(len(self.users))) if below is None or above is None
+                                    else self._between(lam, below, above))
+        return self._evaluated[lam]
 
     def _between(self, lam: float, below: float, above: float) -> _PerChannel:
         lo, hi = self._evaluated[below], self._evaluated[above]

@@ -41,3 +41,18 @@ MILP_MAX_PAIRS = 2_000
 # HiGHS stops within this share of its bound (the plan reports the bound and gap either way).
 MILP_REL_GAP = 1e-3
 MILP_TIME_LIMIT_S = 2.0
+# The Lagrangian optimiser (scoring/optimise.py).
+BISECTION_STEPS = 40
+DUAL_ROUNDS = 8
+# A bisection stops once the constraint's use is within this share of its limit.
+SPEND_TOLERANCE = 1e-4
+# Above this many users, prices are first found on a sample of this size.
+PRICE_SAMPLE_USERS = 50_000
+# How far a price bracket grows per step: from nothing, and from a sample's price.
+COLD_GROWTH, WARM_GROWTH = 4.0, 1.05
+# A bisection also stops once its price bracket is this narrow (relative).
+PRICE_TOLERANCE = 1e-3
+# Leftover budget below this share is not filled after the prices' plan.
+FILL_MIN_ROOM = 1e-3
+# Rounds stop once the plan is within this share of the bound.
+GAP_TOLERANCE = 1e-3
