@@ -9,7 +9,6 @@ import gc
 import json
 import resource
 import shutil
-import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
@@ -20,7 +19,7 @@ import numpy as np
 from bench.loadgen import Load, LoadResult, Target, build_request, compare, merge, run_load, together
 from scoring.answer import Layout
 from scoring.answer_json import score_json
-from bench.common import BIN, HOST, ROOT, env_for, log, py, server_log, serving, timed
+from bench.common import BIN, HOST, ROOT, add_key, env_for, log, py, server_log, serving, timed
 from bench.plans import bench_plan
 from scoring.settings import get_settings
 from service.launch import free_port, start, stop
@@ -145,8 +144,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     env = env_for(large, mlruns, home)
     log("import champions (trained on the training set) with the large snapshot")
     timed(py("-m", "service", "import-models", "--allow-missing"), env)
-    key = subprocess.run(py("-m", "service", "keys", "add", "bench", "--scopes", "campaign,risk"), cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    key = add_key(env, "bench", "campaign,risk")
     auth = {"Authorization": f"Bearer {key}"}
     singles = [json.dumps({"user_ids": [u]}).encode() for u in _ids(large, 2000)]
 

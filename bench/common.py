@@ -45,6 +45,12 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return time.perf_counter() - start, usage.ru_maxrss * 1024 / GIB, out
 
 
+def add_key(env: dict[str, str], name: str, scopes: str) -> str:
+    """A new API key in the world's keys file; the key itself."""
+    return subprocess.run(py("-m", "service", "keys", "add", name, "--scopes", scopes), cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def py(*args: str) -> list[str]:
     return [sys.executable, *args]
 

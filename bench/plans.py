@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import statistics
-import subprocess
 import time
 import urllib.request
 from datetime import date, timedelta
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import HOST, ROOT, env_for, log, py, serving, timed
+from bench.common import HOST, add_key, env_for, log, py, serving, timed
 from scoring.arms import ARMS
 from scoring.campaign import campaign_of
 from scoring.optimise import NONE
@@ -98,8 +97,7 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     env = env_for(large, mlruns, work / "bentoml")
     log("campaign planner: import champions with the large snapshot")
     timed(py("-m", "service", "import-models", "--allow-missing"), env)
-    key = subprocess.run(py("-m", "service", "keys", "add", "bench-plan", "--scopes", "campaign"), cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout.strip()
+    key = add_key(env, "bench-plan", "campaign")
     manifest = json.loads((large / "snapshot" / "manifest.json").read_text())
     send_date = date.fromisoformat(manifest["as_of"]) + timedelta(days=1)
     body = request_body(send_date)

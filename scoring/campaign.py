@@ -202,8 +202,9 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     eligible, excluded = eligibility(p, req, campaign, rows, held)
     user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
     planned = plan(p.table, rows, campaign, eligible, user_value)
+    codes, names = p.segment_codes
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
-         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segment_codes[0][rows], p.segment_codes[1]),
+         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, codes[rows], names),
          **p.provenance}
     return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),
                       req.client_key)

@@ -188,9 +188,9 @@ class _Lagrangian:
         """`_PerChannel` at λ. Between two prices already evaluated, only the users whose choice differs
         at the two are recomputed: each channel's best reduced profit is the upper envelope of lines in λ,
         convex, so an arm best at both ends of an interval is best throughout it."""
-        below = max((x for x in self._evaluated if x < lam), default=None)
-        above = min((x for x in self._evaluated if x > lam), default=None)
         if lam not in self._evaluated:
+            below = max((x for x in self._evaluated if x < lam), default=None)
+            above = min((x for x in self._evaluated if x > lam), default=None)
             self._evaluated[lam] = (self._full(lam, np.arange(len(self.users))) if below is None or above is None
                                     else self._between(lam, below, above))
         return self._evaluated[lam]

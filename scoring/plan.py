@@ -168,9 +168,9 @@ def _with_budget(p: Problem, budget: float) -> Problem:
 
 def figures(users: int, uplift: float, value: float, spend: float) -> dict[str, float]:
     """Expected incremental conversions, value, spend and ROI (net value per unit spent) of some sends."""
-    value, spend = float(value), float(spend)  # plain floats: numpy's are not JSON to orjson
-    return {"users": int(users), "incremental_conversions": round(float(uplift), 4),
-            "incremental_value": round(float(value), 2), "spend": round(float(spend), 2),
+    uplift, value, spend = float(uplift), float(value), float(spend)  # plain floats: numpy's are not JSON to orjson
+    return {"users": int(users), "incremental_conversions": round(uplift, 4),
+            "incremental_value": round(value, 2), "spend": round(spend, 2),
             "roi": round((value - spend) / spend, 4) if spend > 0 else None}
 
 

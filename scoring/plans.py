@@ -129,10 +129,9 @@ class PlanStore:
         with self._connect() as con:
             con.execute("UPDATE plans SET status = ? WHERE plan_id = ?", (CANCELLED, plan_id))
 
-    def assignments(self, plan_id: str, offset: int = 0, limit: int | None = None,
-                    columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
+    def assignments(self, plan_id: str, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
         """A page of a plan's assignments in their stored order (all of them without a limit)."""
-        table = pq.read_table(self._file(plan_id), columns=list(columns), memory_map=True)
+        table = pq.read_table(self._file(plan_id), columns=list(COLUMNS), memory_map=True)
         frame = table.slice(offset, limit).to_pandas()
         for c in ("arm", "channel", "window", "reasons"):
             if c in frame:
