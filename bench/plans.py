@@ -32,6 +32,8 @@ from scoring.settings import Settings
 # A campaign over the whole base whose budget binds: about a tenth of a push to everyone's worth of incentives.
 BUDGET = 20_000.0
 TIMED_PLANS = 3
+# The measured plan's holdout: half its users, so that the realised uplift's interval is as narrow as it can be.
+MEASURED_HOLDOUT = 0.5
 
 
 def _call(port: int, method: str, path: str, key: str, body: dict | None = None) -> tuple[bytes, float]:
@@ -110,6 +112,8 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
         summary = json.loads(out)
         frame = pd.read_parquet(io.BytesIO(_call(port, "GET", f"/v1/campaigns/{summary['plan_id']}/assignments"
                                                              "?format=parquet", key)[0]))
+        measured = json.loads(_call(port, "POST", "/v1/campaigns/plan", key,
+                                    {**body, "holdout_share": MEASURED_HOLDOUT})[0])["plan_id"]
     n = int(summary["audience_size"])
     figures[f"plan_{'1m' if n == 1_000_000 else f'{n // 1000}k'}_ms"] = 1000 * statistics.median(seconds)
     log(f"plan over the whole base: {1000 * statistics.median(seconds):.0f} ms (median of {TIMED_PLANS}); "
@@ -130,3 +134,15 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     figures["plan_true_incremental_conversions"] = value["ours"]
     log("true incremental conversions at a budget of {:,.0f}: ".format(BUDGET)
         + ", ".join(f"{k} {v:,.1f}" for k, v in value.items()))
+    bench_evaluation(env, measured, figures)
+
+
+def bench_evaluation(env: dict[str, str], plan_id: str, figures: dict) -> None:
+    """The same plan with a holdout, sent through the simulator and measured from the warehouse."""
+    log("simulate-campaign and evaluate-campaign of the plan with a holdout")
+    timed(py("-m", "training", "simulate-campaign", plan_id), env)
+    _, _, out = timed(py("-m", "training", "evaluate-campaign", plan_id, "--json", "--no-log"), env)
+    e = json.loads(out)
+    figures["evaluate_campaign_rel_error"] = e["rel_error"]
+    log(f"incremental conversions realised {e['realised_conversions']:,.1f} ± {e['conversions_ci']:,.1f}, "
+        f"predicted {e['predicted_conversions']:,.1f}")

@@ -7,8 +7,10 @@ models, the snapshot and its per-arm probabilities come from (`Planning`).
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from functools import cached_property
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -168,12 +170,20 @@ def eligibility(p: Planning, req: PlanRequest, campaign: Campaign, rows: np.ndar
 
 
 def held_sends(p: Planning, store: PlanStore, rows: np.ndarray, req: PlanRequest, window_days: int) -> np.ndarray:
-    """Sends per audience user and channel in the contact window: plans already issued (the warehouse's
-    contacts join them here once the snapshot carries them)."""
+    """Sends per audience user and channel in the contact window: the warehouse's contacts in the 30 days
+    before the snapshot (its contact features), and those of stored plans the snapshot does not yet see."""
     held = np.zeros((len(rows), len(CONTACT_CHANNELS)), dtype=np.int64)
     if not req.contact_policy.max_per_channel:
         return held
-    counts = store.held_contacts(req.send_date, window_days)
+    as_of = date.fromisoformat(p.snapshot.as_of)
+    if (req.send_date - as_of).days < window_days:
+        # The snapshot counts the 30 days before its date: a cap over the send date's window counts them all,
+        # those before the window too, which errs on the side of fewer contacts.
+        frame = p.snapshot.frame
+        for i, c in enumerate(CONTACT_CHANNELS):
+            if (column := f"contacts_{c}_30") in frame:
+                held[:, i] = frame[column].to_numpy()[rows]
+    counts = store.held_contacts(req.send_date, window_days, since=as_of)
     if len(counts):
         pos, found = p.snapshot.rows(id_array(counts["user_id"].to_numpy()))
         local = np.full(len(p.snapshot.ids), -1)
@@ -186,10 +196,12 @@ def held_sends(p: Planning, store: PlanStore, rows: np.ndarray, req: PlanRequest
 
 
 def campaign_of(req: PlanRequest) -> Campaign:
+    """The request in plain values; its holdout seed drawn now when it names none."""
     offers = req.offers()
     costs = np.array([o.costs for o in offers])
+    seed = req.holdout_seed if req.holdout_seed is not None else secrets.randbits(63)
     return Campaign(tuple(o.parsed for o in offers), costs[:, 0], costs[:, 1], req.objective, req.budget,
-                    dict(req.capacity), req.value_per_conversion, req.holdout_share)
+                    dict(req.capacity), req.value_per_conversion, req.holdout_share, seed)
 
 
 def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int) -> tuple[StoredPlan, bool]:
@@ -197,13 +209,14 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     if req.client_key is not None and (found := store.by_key(req.client_key)) is not None:
         return found, False
     campaign = campaign_of(req)
+    req = req.model_copy(update={"holdout_seed": campaign.holdout_seed})  # stored: the holdout can be redrawn
     rows, unknown = audience(p, req)
     held = held_sends(p, store, rows, req, window_days)
     eligible, excluded = eligibility(p, req, campaign, rows, held)
     user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
     planned = plan(p.table, rows, campaign, eligible, user_value)
     codes, names = p.segment_codes
-    s = {"status": "issued", "send_date": req.send_date.isoformat(), "audience_size": int(len(rows)),
+    s = {"status": "issued", "send_date": req.send_date.isoformat(), "holdout_seed": campaign.holdout_seed, "audience_size": int(len(rows)),
          "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, codes[rows], names),
          **p.provenance}
     return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),

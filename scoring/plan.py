@@ -22,7 +22,6 @@ OPT_OUTS_FILE = "opt_outs.parquet"
 USER_VALUE_COLUMN = "fund_amt_90"
 # Incentives that are credit offers: only for users the credit model clears.
 CREDIT_INCENTIVES = ("interest_free",)
-HOLDOUT_SEED = 20261202
 
 
 def arm_probabilities(scorer: UpliftScorer, X: np.ndarray, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +72,7 @@ class Campaign:
     capacity: dict[str, int] = field(default_factory=dict)  # channel → sends; absent: unbounded
     value_per_conversion: float | None = None  # None: the user's own value (USER_VALUE_COLUMN)
     holdout_share: float = 0.1
+    holdout_seed: int = 0
 
     @property
     def channel_index(self) -> np.ndarray:
@@ -156,7 +156,7 @@ def plan(table: ArmTable, rows: np.ndarray, campaign: Campaign, eligible: np.nda
     arm = np.where(chosen, arm_of[at, pick], NONE)
     planned = np.flatnonzero(chosen)
     holdout = np.zeros(len(rows), dtype=bool)
-    rng = np.random.default_rng(HOLDOUT_SEED)
+    rng = np.random.default_rng(campaign.holdout_seed)
     holdout[planned[rng.random(len(planned)) < campaign.holdout_share]] = True
     return Planned(rows, arm, holdout, np.where(chosen, uplift[at, pick], 0.0), np.where(chosen, gross[at, pick], 0.0),
                    np.where(chosen, p.cost[at, pick], 0.0), solution, at_half, at_twice)

@@ -87,6 +87,8 @@ class PlanRequest(BaseModel):
     contact_policy: ContactPolicy = Field(default_factory=ContactPolicy)
     exclusions: Exclusions = Field(default_factory=Exclusions)
     holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    # The holdout's draw; absent, a fresh one per plan (stored with the plan's request and summary).
+    holdout_seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
     client_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
     @field_validator("arms")

@@ -31,15 +31,16 @@ CREATE TABLE IF NOT EXISTS plans (
     client_key TEXT UNIQUE,
     created_at TEXT NOT NULL,
     send_date TEXT NOT NULL,
-    status TEXT NOT NULL,  -- issued | cancelled
+    status TEXT NOT NULL,  -- issued | sent | cancelled
     request TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    campaign_id INTEGER  -- once sent: its campaign in the warehouse
 );
 CREATE INDEX IF NOT EXISTS plans_send_date ON plans(send_date, status);
 """
 # The assignment columns, in the order every rendering (JSON, CSV, Parquet) gives them.
 COLUMNS = ("user_id", "arm", "channel", "window", "expected_uplift", "net_value", "reasons", "holdout")
-ISSUED, CANCELLED = "issued", "cancelled"
+ISSUED, SENT, CANCELLED = "issued", "sent", "cancelled"
 # Rows per Parquet row group: a page of assignments reads about one.
 PAGE_ROWS = 10_000
 
@@ -61,6 +62,8 @@ class PlanStore:
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            if "campaign_id" not in {r[1] for r in con.execute("PRAGMA table_info(plans)")}:
+                con.execute("ALTER TABLE plans ADD COLUMN campaign_id INTEGER")  # a store from before sends
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -100,7 +103,7 @@ class PlanStore:
                         con.execute("ROLLBACK")
                         self._file(plan_id).unlink()
                         return self.get(row[0]), False
-                con.execute("INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                             (plan_id, client_key, created, send_date.isoformat(), ISSUED, json.dumps(request),
                              json.dumps(summary)))
                 con.execute("COMMIT")
@@ -125,9 +128,24 @@ class PlanStore:
             os.fsync(out.fileno())
         os.replace(part, self._file(plan_id))
 
-    def cancel(self, plan_id: str) -> None:
+    def cancel(self, plan_id: str) -> bool:
+        """Cancel a plan not yet sent; False when it was sent (its contacts happened)."""
         with self._connect() as con:
-            con.execute("UPDATE plans SET status = ? WHERE plan_id = ?", (CANCELLED, plan_id))
+            return con.execute("UPDATE plans SET status = ? WHERE plan_id = ? AND status != ?",
+                               (CANCELLED, plan_id, SENT)).rowcount > 0
+
+    def request(self, plan_id: str) -> dict:
+        with self._connect() as con:
+            return json.loads(con.execute("SELECT request FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()[0])
+
+    def mark_sent(self, plan_id: str, campaign_id: int) -> None:
+        with self._connect() as con:
+            con.execute("UPDATE plans SET status = ?, campaign_id = ? WHERE plan_id = ?", (SENT, campaign_id, plan_id))
+
+    def campaign_id(self, plan_id: str) -> int | None:
+        with self._connect() as con:
+            row = con.execute("SELECT campaign_id FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
+        return row[0] if row else None
 
     def assignments(self, plan_id: str, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
         """A page of a plan's assignments in their stored order (all of them without a limit)."""
@@ -138,13 +156,15 @@ class PlanStore:
                 frame[c] = frame[c].astype(str)  # stored dictionary-encoded
         return frame
 
-    def held_contacts(self, send_date: date, window_days: int) -> pd.DataFrame:
-        """Sends per (user_id, channel) of issued plans whose send date is within window_days of send_date
-        (either side: a rolling 30-day cap counts a later plan's sends as an earlier one's)."""
+    def held_contacts(self, send_date: date, window_days: int, since: date | None = None) -> pd.DataFrame:
+        """Sends per (user_id, channel) of issued or sent plans whose send date is within window_days of
+        send_date (either side: a rolling 30-day cap counts a later plan's sends as an earlier one's), and
+        not before `since` (sends before it are counted from the warehouse's contacts)."""
         lo, hi = send_date - timedelta(days=window_days - 1), send_date + timedelta(days=window_days - 1)
+        lo = max(lo, since) if since else lo
         with self._connect() as con:
-            ids = [r[0] for r in con.execute("SELECT plan_id FROM plans WHERE status = ? AND send_date BETWEEN ? AND ?",
-                                             (ISSUED, lo.isoformat(), hi.isoformat()))]
+            ids = [r[0] for r in con.execute("SELECT plan_id FROM plans WHERE status IN (?, ?) AND send_date "
+                                             "BETWEEN ? AND ?", (ISSUED, SENT, lo.isoformat(), hi.isoformat()))]
         sends = [pq.read_table(self._file(i), columns=["user_id", "channel", "holdout"],
                                filters=[("holdout", "=", False)]) for i in ids]
         if not sends:

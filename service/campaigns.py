@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from scoring.campaign import PlanError, make_plan
 from scoring.plan_request import PlanRequest
-from scoring.plans import CANCELLED, COLUMNS, PlanStore
+from scoring.plans import CANCELLED, COLUMNS, SENT, PlanStore
 from scoring.settings import get_settings
 from service.batches import LaneFull
 from service.mounted import SCOPES, WORKER
@@ -112,9 +112,10 @@ async def cancel(plan_id: str) -> Response:
     if found is None:
         return _error(404, "no plan with this id", "plan_id")
     if found.status != CANCELLED:
-        if date.fromisoformat(found.send_date) < datetime.now(timezone.utc).date():
-            return _error(409, "the plan's send date has passed: it may have been sent", "plan_id")
-        store().cancel(plan_id)
+        if found.status == SENT or date.fromisoformat(found.send_date) < datetime.now(timezone.utc).date():
+            return _error(409, "the plan was sent, or its send date has passed: it may have been", "plan_id")
+        if not store().cancel(plan_id):
+            return _error(409, "the plan was sent", "plan_id")
     return JSONResponse({"plan_id": plan_id, "status": CANCELLED})
 
 

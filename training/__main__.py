@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from scoring.registry import MODEL_NAMES as MODELS
 from scoring.settings import Settings, get_settings
+from training.campaigns.cli import campaign_commands
 
 if TYPE_CHECKING:
     from training.data.spark_features import SparkEngine
@@ -224,23 +225,6 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"operating metrics report: {out}" + ("" if args.no_log else " (logged to MLflow: experiment operations_report)"))
 
 
-def _cmd_plan(args: argparse.Namespace) -> None:
-    from mlflow.exceptions import MlflowException
-
-    from scoring.artifacts import ArtifactError
-    from training.plan import plan_campaign, render
-
-    try:
-        plan, created = plan_campaign(get_settings(), Path(args.campaign))
-    except (FileNotFoundError, ArtifactError) as e:
-        sys.exit(f"plan: {e}: run `python -m training features` (and train) first")
-    except ValueError as e:  # a campaign file that breaks the contract, or one the snapshot cannot serve
-        sys.exit(f"plan: {e}")
-    except MlflowException as e:
-        sys.exit(f"plan: MLflow: {e.message}")
-    print(render(plan, created))
-
-
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
     p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
@@ -353,26 +337,12 @@ def _serving_commands(sub) -> None:
     p.add_argument("--no-log", action="store_true", help="write the page only, log nothing to MLflow")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser(
-        "plan",
-        help="plan a campaign (CAMPAIGN.yaml) over the whole serving snapshot and store the plan",
-        description="The campaign file is the body of POST /v1/campaigns/plan as YAML: audience (seed_name, "
-        "segments, user_ids or all: true), arms (incentive/channel/window with costs; default: all 48 arms of "
-        "the grid), objective (conversions or value), send_date, budget (bounding the expected "
-        "spend), capacity per channel, contact_policy.max_per_channel (per user in 30 days), exclusions "
-        "(max_abuse_score, credit_max_pd, opt_outs), holdout_share (default 0.1), client_key. Uses the "
-        "registry's champions and the serving snapshot; the plan goes to the plan store "
-        "(OPSCORE_DATA_DIR/plans.sqlite), where the service finds it, and its summary is printed.",
-    )
-    p.add_argument("campaign", help="the campaign file (YAML)")
-    p.set_defaults(func=_cmd_plan)
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _train_command, _score_command, _serving_commands):
+    for add in (_data_commands, _train_command, _score_command, _serving_commands, campaign_commands):
         add(sub)
     args = parser.parse_args(argv)
     # MLflow's hints about integer schemas and dataset sources are noise for users of this CLI.

@@ -186,3 +186,19 @@ def forecast_ahead(history, ahead, title):
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
     return fig
+
+
+def realised_vs_predicted(frame: pd.DataFrame, title: str):
+    """Realised uplift per group (`realised_uplift` ± `uplift_ci`) beside the predicted, one row each."""
+    frame = frame.sort_values("predicted_uplift")
+    y = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
+    ax.errorbar(frame["realised_uplift"], y, xerr=frame["uplift_ci"], fmt="o", label="realised (95% interval)")
+    ax.scatter(frame["predicted_uplift"], y, marker="x", color="C3", label="predicted", zorder=3)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(y, frame["group"])
+    ax.set_xlabel("uplift: conversion rate contacted − held out")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

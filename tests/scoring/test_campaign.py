@@ -102,3 +102,32 @@ def test_alike_arms_lose_nothing(planning: Planning, objective: str) -> None:
     assert len(alike(grouped)) == 16 and len(alike(apart)) == len(ARMS)
     a, b = best(grouped), best(apart)
     assert a.method == b.method == "milp" and a.objective == pytest.approx(b.objective, rel=2e-3)
+
+
+def test_caps_count_the_warehouse_contacts_the_snapshot_carries(planning: Planning, tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    contacted = np.arange(N) % 3 == 0
+    frame = planning.snapshot.frame.assign(contacts_push_30=contacted.astype(np.int64))
+    p = replace(planning, snapshot=Snapshot("2026-12-01", frame, planning.snapshot.ids))
+    arms = [{"arm": "coupon/push/noon"}]
+    soon = make_plan(p, store, request(arms=arms, contact_policy={"max_per_channel": {"push": 1}}, budget=1e6), 30)[0]
+    planned = set(store.assignments(soon.plan_id).user_id)
+    assert planned and not planned & set(p.snapshot.ids[contacted])
+    assert soon.summary["excluded"]["contact_cap"] == contacted.sum()
+    # Sent more than a window after the snapshot, its contacts no longer count.
+    later = make_plan(p, store, request(arms=arms, contact_policy={"max_per_channel": {"push": 1}}, budget=1e6,
+                                        send_date="2027-02-01"), 30)[0]
+    assert set(store.assignments(later.plan_id).user_id) & set(p.snapshot.ids[contacted])
+
+
+def test_the_holdout_is_drawn_per_plan_and_reproducible_from_its_seed(planning: Planning, tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+
+    def held(plan) -> set:
+        rows = store.assignments(plan.plan_id)
+        return set(rows.user_id[rows.holdout])
+
+    a, b = (make_plan(planning, store, request(holdout_share=0.3), 30)[0] for _ in range(2))
+    assert a.summary["holdout_seed"] != b.summary["holdout_seed"] and held(a) != held(b)
+    again = make_plan(planning, store, request(holdout_share=0.3, holdout_seed=a.summary["holdout_seed"]), 30)[0]
+    assert held(again) == held(a)

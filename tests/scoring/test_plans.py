@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def test_held_contacts_count_the_window_and_release_on_cancel(tmp_path: Path) ->
     assert len(held[held.channel == "push"]) == 4
     store.cancel(near.plan_id)
     assert (store.held_contacts(DAY, 30).channel == "push").all()
+
+
+def test_a_sent_plan_holds_its_caps_until_the_snapshot_sees_it_and_cannot_be_cancelled(tmp_path: Path) -> None:
+    store = PlanStore(tmp_path / "plans.sqlite")
+    sent, _ = store.save(date(2026, 12, 1), {}, {}, rows(10))
+    store.mark_sent(sent.plan_id, 7)
+    assert store.campaign_id(sent.plan_id) == 7 and not store.cancel(sent.plan_id)
+    assert store.get(sent.plan_id).status == "sent"
+    assert len(store.held_contacts(DAY, 30)) == 9  # sent after the snapshot: its sends still count
+    assert store.held_contacts(DAY, 30, since=date(2026, 12, 2)).empty  # the snapshot's contacts hold them
+
+
+def test_a_store_from_before_sends_gains_the_campaign_column(tmp_path: Path) -> None:
+    path = tmp_path / "plans.sqlite"
+    with sqlite3.connect(path) as con:
+        con.executescript("CREATE TABLE plans (plan_id TEXT PRIMARY KEY, client_key TEXT UNIQUE, created_at TEXT "
+                          "NOT NULL, send_date TEXT NOT NULL, status TEXT NOT NULL, request TEXT NOT NULL, "
+                          "summary TEXT NOT NULL);")
+    store = PlanStore(path)
+    plan, _ = store.save(DAY, {"budget": 1}, {}, rows(3))
+    assert store.campaign_id(plan.plan_id) is None and store.request(plan.plan_id) == {"budget": 1}

@@ -51,13 +51,21 @@ def churn_probability(truth_users: pd.DataFrame, day: int, days: int, window: in
     return pd.Series(p, index=t["user_id"].to_numpy(), name="p_churn")
 
 
+def traits_of(settings: Settings, user_ids: np.ndarray) -> ResponseTraits:
+    """The users' latent response traits, in the order of `user_ids`."""
+    return ResponseTraits.from_frame(read_truth(settings, "campaign_users").set_index("user_id").reindex(user_ids))
+
+
+def recent_contacts(settings: Settings, user_ids: np.ndarray, send_date: date) -> np.ndarray:
+    """Each user's contacts in the FATIGUE_DAYS before `send_date` (what wears an arm's effect down)."""
+    contacts = pd.read_parquet(settings.warehouse_dir / "contacts.parquet", columns=["user_id", "contact_time"])
+    day = pd.Timestamp(send_date)
+    recent = contacts[(contacts.contact_time < day) & (contacts.contact_time >= day - pd.Timedelta(days=FATIGUE_DAYS))]
+    return recent.groupby("user_id").size().reindex(user_ids, fill_value=0).to_numpy()
+
+
 def true_arm_probabilities(settings: Settings, user_ids: np.ndarray, send_date: date,
                            arms: tuple[Arm, ...] = ARMS) -> tuple[np.ndarray, np.ndarray]:
     """P(convert | control) (n,) and P(convert | arm) (n × arms) of users sent a campaign on `send_date`:
     their response traits and their contacts in the FATIGUE_DAYS before it (the planner's oracle)."""
-    traits = read_truth(settings, "campaign_users").set_index("user_id").reindex(user_ids)
-    contacts = pd.read_parquet(settings.warehouse_dir / "contacts.parquet", columns=["user_id", "contact_time"])
-    day = pd.Timestamp(send_date)
-    recent = contacts[(contacts.contact_time < day) & (contacts.contact_time >= day - pd.Timedelta(days=FATIGUE_DAYS))]
-    counts = recent.groupby("user_id").size().reindex(user_ids, fill_value=0).to_numpy()
-    return arm_probabilities(ResponseTraits.from_frame(traits), counts, arms)
+    return arm_probabilities(traits_of(settings, user_ids), recent_contacts(settings, user_ids, send_date), arms)

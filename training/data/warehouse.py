@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,18 @@ def write_world(world: World, settings: Settings) -> dict[str, int]:
     write_tables(world.tables, settings)
     write_truth(world.truth, world.meta, settings)
     return {name: len(df) for name, df in world.tables.items()}
+
+
+def append_rows(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Rows appended to Parquet tables in `folder` (the warehouse's or the truth's), each file replaced whole
+    by one with the old rows and the new: a reader sees the table before or after, never half of it."""
+    for name, rows in tables.items():
+        path = folder / f"{name}.parquet"
+        old = pd.read_parquet(path)
+        new = rows[list(old.columns)].astype(old.dtypes.to_dict())
+        part = path.with_suffix(".part")
+        pd.concat([old, new], ignore_index=True).to_parquet(part, index=False)
+        os.replace(part, path)
 
 
 def write_truth(truth: dict[str, pd.DataFrame], meta: dict, settings: Settings) -> None:
