@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated subset: sim (1M users simulate + features), train (200k users, train "
                              "all), german (5-fold CV), hillstrom (Qini vs its reference), lookalike (1M index, "
                              "expansion), serve (single users vs a bare endpoint, 10k batches, mixed load), plan (a whole base "
-                             "planned over HTTP; its true value against the oracle, propensity and random plans), forecast "
+                             "planned over HTTP; its true value against the oracle, propensity and random plans; the plan with a holdout simulated and evaluated), forecast "
                              "(760-day backtest), report (the operating metrics page)")
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args(argv)
