@@ -199,6 +199,6 @@ def realised_vs_predicted(frame: pd.DataFrame, title: str):
     ax.set_yticks(y, frame["group"])
     ax.set_xlabel("uplift: conversion rate contacted − held out")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", framealpha=0.9)
     fig.tight_layout()
     return fig

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scoring.plans import PlanStore
+from training.plan import read_campaign
 from tests.service.conftest import ROOT
 
 CAMPAIGN = """\
@@ -53,3 +54,10 @@ def test_bad_campaign_file_names_the_field(all_champions, tmp_path):
     path.write_text(CAMPAIGN.replace("budget: 200", "budget: -5"))
     r = run(all_champions, path)
     assert r.returncode != 0 and "budget" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_readme_example_is_a_valid_campaign():
+    request = read_campaign(ROOT / "examples" / "wake-up.yaml")
+    assert request.budget == 50_000 and request.contact_policy.max_per_channel == {"sms": 5}
+    assert {o.parsed.channel for o in request.offers()} == {"sms", "push"}
+    assert {o.parsed.window for o in request.offers()} == {"evening"}

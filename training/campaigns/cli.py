@@ -42,7 +42,8 @@ def _cmd_simulate_campaign(args: argparse.Namespace) -> None:
     except ValueError as e:
         sys.exit(f"simulate-campaign: {e}")
     print(f"plan {args.plan} sent as campaign {sent.campaign_id}: {sent.contacted:,} contacted, "
-          f"{sent.held_out:,} held out, {sent.conversions:,} conversions; appended to the warehouse")
+          f"{sent.held_out:,} held out, {sent.conversions:,} conversions; appended to the warehouse\n"
+          f"true expected incremental conversions of the contacted (the simulator's truth): {sent.true_incremental:,.1f}")
 
 
 def _cmd_evaluate_campaign(args: argparse.Namespace) -> None:

@@ -134,7 +134,8 @@ def render(e: Evaluation) -> str:
              f"incremental conversions: realised {e.realised_conversions:,.1f} (95% {lo:,.1f} to {hi:,.1f}), "
              f"predicted {e.predicted_conversions:,.1f}; relative error {e.rel_error:.3f}",
              f"incremental value: realised {e.realised_value:,.2f}, predicted {e.predicted_value:,.2f}",
-             f"spend: {e.spend:,.2f} (predicted {e.predicted_spend:,.2f}); ROI {e.roi}",
+             f"spend: {e.spend:,.2f} (predicted {e.predicted_spend:,.2f}); ROI "
+             + (f"{e.roi:.2f}" if e.roi is not None else "none (nothing spent)"),
              "by arm (uplift realised ± 95%, predicted; contacted / held out):",
              *(f"  {k}: {x.realised_uplift:+.4f} ± {x.uplift_ci:.4f}, {x.predicted_uplift:+.4f}; "
                f"{x.contacted:,} / {x.held_out:,}" for k, x in e.by_arm.items())]

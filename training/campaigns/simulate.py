@@ -33,6 +33,7 @@ class Sent:
     contacted: int
     held_out: int
     conversions: int
+    true_incremental: float  # expected incremental conversions of the contacted, by the simulator's truth
 
 
 def simulate_campaign(settings: Settings, plan_id: str) -> Sent:
@@ -70,7 +71,8 @@ def simulate_campaign(settings: Settings, plan_id: str) -> Sent:
     truth = assignments.assign(p_control=p_control, p_arm=p, recent_contacts=recent)
     append_rows({"campaign_assignments": truth}, settings.truth_dir)
     store.mark_sent(plan_id, campaign_id)
-    return Sent(campaign_id, int(contacted.sum()), int(held.sum()), int(converted.sum()))
+    true_incremental = float((p - p_control)[contacted].sum())
+    return Sent(campaign_id, int(contacted.sum()), int(held.sum()), int(converted.sum()), true_incremental)
 
 
 def _contacts(settings: Settings, rows: pd.DataFrame, arms: tuple, code: np.ndarray, send_date: pd.Timestamp,
