@@ -69,7 +69,14 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     """400 naming the field (the first at fault; `detail` lists each), as the service's other endpoints
     answer, and never echoing the value sent."""
     detail = [{"loc": _location(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    return JSONResponse({"error": detail[0]["msg"], "field": str(detail[0]["loc"][-1]), "detail": detail}, 400)
+    return JSONResponse({"error": detail[0]["msg"], "field": _field(detail[0]["loc"]), "detail": detail}, 400)
+
+
+def _field(loc: list) -> str:
+    """The innermost named field of a location: pydantic adds list indexes and, inside a union, the
+    alternative's type name (`constrained-int`), which name no field."""
+    names = [str(part) for part in loc if isinstance(part, str) and (part.isidentifier() or part == "[key]")]
+    return names[-1] if names else str(loc[-1])
 
 
 def _location(loc: tuple) -> list:

@@ -129,6 +129,7 @@ def test_unservable_plan_is_200_with_reasons(server, keys):
     ({"audience": {"all": True}, "send_date": SEND, "budget": 1, "capacity": {"fax": 3}}, "capacity"),
     ({"audience": {"all": True}, "send_date": SEND, "budget": 1, "holdout_share": 0.9}, "holdout_share"),
     ({"audience": {"all": True}, "send_date": SEND, "budget": 1, "surprise": 1}, "surprise"),
+    ({"audience": {"all": True}, "send_date": SEND, "budget": 1, "holdout_seed": -1}, "holdout_seed"),
 ])
 def test_bad_bodies_are_400_naming_the_field(server, keys, body, field):
     r = post(server, keys["campaign"], body)
@@ -136,6 +137,11 @@ def test_bad_bodies_are_400_naming_the_field(server, keys, body, field):
     assert any(field in map(str, d["loc"]) for d in r.json()["detail"])
     for value in ("nowhere/V9", "gold", "fax"):
         assert value not in r.text
+
+
+def test_a_boolean_user_id_is_named_as_the_field_not_its_type(server, keys):
+    r = post(server, keys["campaign"], {"audience": {"user_ids": [True]}, "send_date": SEND, "budget": 1})
+    assert r.status_code == 400 and r.json()["field"] == "user_ids", r.text
 
 
 def test_scopes_and_idempotency(server, keys):
