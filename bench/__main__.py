@@ -41,8 +41,26 @@ QUALITY_FIGURES = ("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision
 SINGLE_CLIENTS, SINGLE_INTERVAL_S, BATCHES = 8, 0.02, 4
 
 
+BUILT = ".bench-built"
+
+
+def _built(folder: Path) -> bool:
+    """A world (or a store's champions) a kept work folder (`--work`) already holds: reused as it is,
+    its build not timed again."""
+    if (folder / BUILT).exists():
+        log(f"reusing {folder}")
+        return True
+    return False
+
+
+def _mark_built(folder: Path) -> None:
+    (folder / BUILT).touch()
+
+
 def bench_sim(work: Path, users: int, figures: dict) -> Path:
     data = work / "large"
+    if _built(data):
+        return data
     env = env_for(data, work / "large-mlruns")
     log(f"simulate + features, {users:,} users")
     s1, m1, _ = timed(py("-m", "training", "simulate", "--users", str(users)), env)
@@ -51,11 +69,14 @@ def bench_sim(work: Path, users: int, figures: dict) -> Path:
     figures[f"simulate_features_{tag}_s"] = s1 + s2
     figures[f"simulate_features_{tag}_peak_gib"] = max(m1, m2)
     figures[f"simulate_{tag}_s"] = s1
+    _mark_built(data)
     return data
 
 
 def bench_train(work: Path, users: int, figures: dict) -> Path:
     data, mlruns = work / "train", work / "train-mlruns"
+    if _built(mlruns):
+        return mlruns
     env = env_for(data, mlruns)
     log(f"simulate + features for training, {users:,} users (not timed)")
     timed(py("-m", "training", "simulate", "--users", str(users)), env)
@@ -78,6 +99,7 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
         for k, v in run.data.metrics.items():
             if k.startswith(QUALITY_FIGURES):
                 figures[f"{name}_{k}_{tag}"] = v
+    _mark_built(mlruns)
     return mlruns
 
 
@@ -287,6 +309,8 @@ def bench_forecast(work: Path, users: int, figures: dict, mlruns: Path | None) -
     naive's, and its 80% interval's coverage of the backtest days. Tracked in the training world's store
     when there is one (as `make train` does), since the service is not ready without a forecast."""
     data, mlruns = work / "forecast", mlruns or work / "forecast-mlruns"
+    if _built(data):
+        return
     env = env_for(data, mlruns)
     log(f"simulate {users:,} users over 760 days, train forecast")
     timed(py("-m", "training", "simulate", "--users", str(users), "--days", "760"), env)
@@ -299,6 +323,7 @@ def bench_forecast(work: Path, users: int, figures: dict, mlruns: Path | None) -
     figures["forecast_interval_coverage"] = run.data.metrics["backtest_coverage"]
     figures["forecast_backtest_smape"] = run.data.metrics["backtest_smape"]
     figures["train_forecast_s"] = seconds
+    _mark_built(data)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -316,11 +341,14 @@ def main(argv: list[str] | None = None) -> None:
                              "planned over HTTP; its true value against the oracle, propensity and random plans; the plan with a holdout simulated and evaluated), forecast "
                              "(760-day backtest), report (the operating metrics page)")
     parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--work", type=Path, help="keep the worlds in this folder (default: a temporary one, removed); "
+                        "worlds it already holds are reused, not rebuilt or timed, so one part can be run again")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="opscore-bench-") as tmp:
-        work = Path(tmp)
+    with ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opscore-bench-")))
+        work.mkdir(parents=True, exist_ok=True)
         large = bench_sim(work, args.large_users, figures) if parts & {"sim", "lookalike", "serve", "plan", "report"} else None
         mlruns = bench_train(work, args.train_users, figures) if parts & {"train", "serve", "plan"} else None
         if parts & {"forecast", "serve", "plan"}:
