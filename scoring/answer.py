@@ -111,6 +111,14 @@ class Answer:
     ring_size: np.ndarray | None
     arms: tuple[np.ndarray, dict[str, np.ndarray]] | None = None  # best arm's index (-1: none), per_arm values
 
+    def __getitem__(self, rows: slice) -> Answer:
+        """The same answer for a run of its rows (per-feature columns shown stay the batch's)."""
+        return Answer({k: v[rows] for k, v in self.columns.items()},
+                      None if self.reasons is None else tuple(part[rows] for part in self.reasons),
+                      {k: (used, values[rows]) for k, (used, values) in self.per_feature.items()},
+                      None if self.ring_size is None else self.ring_size[rows],
+                      None if self.arms is None else (self.arms[0][rows], {k: v[rows] for k, v in self.arms[1].items()}))
+
 
 def out_of_population(user_id: int | str | None, lifecycle: str, reason: str) -> dict:
     """The item of a user the model does not score (scoring.population), in OUT_OF_POPULATION_FIELDS' order."""

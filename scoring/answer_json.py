@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from scoring.answer import Answer, Layout, answer, rows
-from scoring.thresholds import DICT_ROWS
+from scoring.thresholds import DICT_ROWS, WRITE_ROWS
 
 Slots = list[bytes | list[bytes]]
 
@@ -22,12 +22,17 @@ def score_json(layout: Layout, X: np.ndarray, reasons: int, threads: int = 1, us
     if len(X) <= DICT_ROWS:
         return sep.join(map(orjson.dumps, rows(layout, X, reasons, threads, user_ids)))
     a = answer(layout, X, reasons, threads)
+    return sep.join(_write(layout, a[i:i + WRITE_ROWS], None if user_ids is None else user_ids[i:i + WRITE_ROWS], sep)
+                    for i in range(0, len(X), WRITE_ROWS))
+
+
+def _write(layout: Layout, a: Answer, user_ids: list | None, sep: bytes) -> bytes:
     slots: Slots = [b"{"]
     for i, name in enumerate(layout.fields(user_ids is not None)):
         slots.append((b"," if i else b"") + orjson.dumps(name) + b":")
         slots += _field(layout, a, name, user_ids)
     slots.append(b"}" + sep)
-    text = _join_rows(len(X), slots)
+    text = _join_rows(len(a.columns["score"]), slots)
     return text[:len(text) - len(sep)]
 
 

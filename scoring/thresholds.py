@@ -22,6 +22,10 @@ SORT_REASONS_ROWS = 8
 # JSON writer's set-up on a handful of rows. Above it, building, serialising and freeing dicts was
 # a third of a 10,000-user call (61 -> 45 ms in-process when written column by column).
 DICT_ROWS = 32
+# A large answer's JSON text is written this many rows at a time. Each piece's C calls (orjson, the
+# joins) hold the interpreter lock without a break; a whole 10,000-row answer's held it for
+# milliseconds at a stretch, which single-user calls beside it waited out.
+WRITE_ROWS = 1000
 # Batches up to this size are scored on the event loop (well under a millisecond, less than the
 # hop to a thread); larger ones on the batch lane (service/batches.py), so that they do not stall others.
 INLINE_ROWS = 64

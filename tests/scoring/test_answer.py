@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from scoring import answer_json
 from scoring.answer import Layout, rows
 from scoring.answer_json import score_json
 from scoring.scorer import round6, round_to
@@ -62,6 +63,15 @@ def champions(all_champions) -> dict[str, tuple[Layout, np.ndarray, list[int]]]:
             narrowed = scorer.narrowed(scorer.arms[::5], value=40.0, incentive_cost={"coupon": 1.0})
             out["response_net"] = (out[endpoint][0].for_scorer(narrowed), X, frame.index.tolist())
     return out
+
+
+@pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "response_net", "credit"])
+def test_an_answer_written_in_pieces_is_the_same_text(champions, endpoint, monkeypatch):
+    model, X, ids = champions[endpoint]
+    whole = score_json(model, X, 3, user_ids=ids)
+    monkeypatch.setattr(answer_json, "WRITE_ROWS", 7)  # pieces that do not divide the batch
+    assert score_json(model, X, 3, user_ids=ids) == whole == b",".join(map(orjson.dumps, rows(model, X, 3, user_ids=ids)))
+    assert score_json(model, X, 3, sep=b"\n").split(b"\n") == list(map(orjson.dumps, rows(model, X, 3)))
 
 
 @pytest.mark.parametrize("endpoint", ["churn", "abuse", "response", "response_net", "credit"])
