@@ -14,6 +14,7 @@ import io
 import json
 import statistics
 import time
+import urllib.error
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from scoring.settings import Settings
 # A campaign over the whole base whose budget binds: about a tenth of a push to everyone's worth of incentives.
 BUDGET = 20_000.0
 TIMED_PLANS = 3
+WARM_PLANS = 6
 # The measured plan's holdout: half its users, so that the realised uplift's interval is as narrow as it can be.
 MEASURED_HOLDOUT = 0.5
 
@@ -44,6 +46,19 @@ def _call(port: int, method: str, path: str, key: str, body: dict | None = None)
     with urllib.request.urlopen(req, timeout=600) as resp:
         out = resp.read()
     return out, time.perf_counter() - start
+
+
+def plan_call(port: int, key: str, body: dict, deadline_s: float = 1800) -> tuple[bytes, float]:
+    """A plan call once the worker it reaches has its per-arm table: until then (minutes at 1M users
+    on a busy box) the service answers 503 with a Retry-After. The time is the answered call's."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return _call(port, "POST", "/v1/campaigns/plan", key, body)
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or time.monotonic() > end:
+                raise
+            time.sleep(min(int(e.headers.get("Retry-After", "10")), 30))
 
 
 def request_body(send_date: date) -> dict:
@@ -104,16 +119,16 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     send_date = date.fromisoformat(manifest["as_of"]) + timedelta(days=1)
     body = request_body(send_date)
     with serving("service.service:Opscore", env) as port:
-        _call(port, "POST", "/v1/campaigns/plan", key, body)  # the worker's per-arm table first
+        for _ in range(WARM_PLANS):  # each worker computes its own table: reach both before timing
+            plan_call(port, key, body)
         seconds = []
         for _ in range(TIMED_PLANS):
-            out, s = _call(port, "POST", "/v1/campaigns/plan", key, body)
+            out, s = plan_call(port, key, body)
             seconds.append(s)
         summary = json.loads(out)
         frame = pd.read_parquet(io.BytesIO(_call(port, "GET", f"/v1/campaigns/{summary['plan_id']}/assignments"
                                                              "?format=parquet", key)[0]))
-        measured = json.loads(_call(port, "POST", "/v1/campaigns/plan", key,
-                                    {**body, "holdout_share": MEASURED_HOLDOUT})[0])["plan_id"]
+        measured = json.loads(plan_call(port, key, {**body, "holdout_share": MEASURED_HOLDOUT})[0])["plan_id"]
     n = int(summary["audience_size"])
     figures[f"plan_{'1m' if n == 1_000_000 else f'{n // 1000}k'}_ms"] = 1000 * statistics.median(seconds)
     log(f"plan over the whole base: {1000 * statistics.median(seconds):.0f} ms (median of {TIMED_PLANS}); "

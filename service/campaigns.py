@@ -21,7 +21,7 @@ from scoring.plans import CANCELLED, COLUMNS, SENT, PlanStore
 from scoring.settings import get_settings
 from service.batches import LaneFull
 from service.mounted import SCOPES, WORKER
-from service.served import NotReady
+from service.served import NotReady, Preparing
 from service.worker import Worker
 
 settings = get_settings()
@@ -54,6 +54,8 @@ async def plan_campaign(body: PlanRequest, request: Request) -> Response:
         return _error(503, "campaign plans are not available: the worker is not loaded")
     try:
         stored, created = await WORKER["lane"].run(_plan, w, body)
+    except Preparing as e:
+        return _error(503, str(e), **{"Retry-After": str(e.retry_after)})
     except NotReady as e:
         return _error(503, str(e))
     except PlanError as e:

@@ -26,6 +26,14 @@ class NotReady(RuntimeError):
     """A model or the snapshot failed to load or verify."""
 
 
+class Preparing(NotReady):
+    """Not ready yet, but on its way: `retry_after` is whole seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass
 class ServedModel:
     endpoint: str

@@ -28,10 +28,13 @@ from scoring.spec import numbers
 from service.audiences import load_lookalike
 from service.audit import PseudonymTable
 from service.requests import RequestError
-from service.served import NotReady, ServedForecast, ServedModel, load_served_forecast, load_served_model
+from service.served import NotReady, Preparing, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
 
 log = logging.getLogger("opscore.service")
+# A plan call made while the worker still computes the per-arm uplifts (minutes at 1M users) waits
+# this long, then is answered 503 with a Retry-After, well inside the server's 60 s request timeout.
+PLANNING_WAIT_S, PLANNING_RETRY_S = 10.0, 30
 
 
 @dataclass
@@ -116,7 +119,7 @@ class Worker:
     def _start_planning(self) -> None:
         """Today's uplift model prices each arm with a pass of its boosters over the whole snapshot
         (minutes on a large one): computed once, from start, on a thread of its own, so that readiness
-        and the scoring endpoints do not wait for it; a plan call does (`planned_for`)."""
+        and the scoring endpoints do not wait for it; a plan call waits a little, then is told to come back (`planned_for`)."""
         def load() -> None:
             models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
             self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
@@ -127,10 +130,12 @@ class Worker:
 
         threading.Thread(target=run, name="planning", daemon=True).start()
 
-    def planned_for(self) -> Planning:
-        """The planning data, once computed; NotReady if it failed or the snapshot is unavailable."""
-        if self.snapshot is not None:
-            self.planning_done.wait()
+    def planned_for(self, wait_s: float = PLANNING_WAIT_S) -> Planning:
+        """The planning data, once computed; Preparing while it still is, NotReady if it failed or the
+        snapshot is unavailable."""
+        if self.snapshot is not None and not self.planning_done.wait(wait_s):
+            raise Preparing("campaign plans are not available yet: the per-arm uplifts of the snapshot are "
+                            "still being computed", PLANNING_RETRY_S)
         if self.planning is None:
             raise NotReady(f"campaign plans are not available: {self.problems.get('campaigns', 'not loaded')}")
         return self.planning
