@@ -20,7 +20,7 @@ from bench.loadgen import Load, LoadResult, Target, build_request, compare, merg
 from scoring.answer import Layout
 from scoring.answer_json import score_json
 from bench.common import BIN, HOST, ROOT, add_key, env_for, log, py, server_log, serving, timed
-from bench.plans import bench_plan
+from bench.plans import bench_plan, warm_planning
 from scoring.settings import get_settings
 from service.launch import free_port, start, stop
 
@@ -75,22 +75,26 @@ def bench_sim(work: Path, users: int, figures: dict) -> Path:
 
 def bench_train(work: Path, users: int, figures: dict) -> Path:
     data, mlruns = work / "train", work / "train-mlruns"
-    if _built(mlruns):
-        return mlruns
-    env = env_for(data, mlruns)
-    log(f"simulate + features for training, {users:,} users (not timed)")
-    timed(py("-m", "training", "simulate", "--users", str(users)), env)
-    timed(py("-m", "training", "features"), env)
-    log("train all")
-    seconds, peak, out = timed(py("-m", "training", "train", "all"), env)
     tag = f"{users // 1000}k"
-    figures[f"train_all_{tag}_s"] = seconds
-    figures[f"train_all_{tag}_peak_gib"] = peak
-    import mlflow
+    if not _built(mlruns):
+        env = env_for(data, mlruns)
+        log(f"simulate + features for training, {users:,} users (not timed)")
+        timed(py("-m", "training", "simulate", "--users", str(users)), env)
+        timed(py("-m", "training", "features"), env)
+        log("train all")
+        seconds, peak, out = timed(py("-m", "training", "train", "all"), env)
+        figures[f"train_all_{tag}_s"] = seconds
+        figures[f"train_all_{tag}_peak_gib"] = peak
+        _mark_built(mlruns)
+    champion_figures(mlruns, tag, figures)
+    return mlruns
+
+
+def champion_figures(mlruns: Path, tag: str, figures: dict) -> None:
+    """The champions' quality metrics, as their training runs logged them."""
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve()}/mlflow.db")
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlruns.resolve()}/mlflow.db")
     for name in ("churn", "promo_abuse", "marketing_response", "credit_features"):
         try:
             run = client.get_run(client.get_model_version_by_alias(name, "champion").run_id)
@@ -99,8 +103,6 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
         for k, v in run.data.metrics.items():
             if k.startswith(QUALITY_FIGURES):
                 figures[f"{name}_{k}_{tag}"] = v
-    _mark_built(mlruns)
-    return mlruns
 
 
 def bench_german(work: Path, figures: dict) -> None:
@@ -173,6 +175,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     with ExitStack() as servers:
         log(f"starting {', '.join(SINGLE_USER_TARGETS.values())}")
         ports = {name: servers.enter_context(serving(target, env)) for name, target in SINGLE_USER_TARGETS.items()}
+        warm_planning(ports["serve"], key, large)
         # Interleaved rounds: the shared machine's background load, which moves by tens of percent
         # within a minute, falls on every server alike instead of on whichever ran last.
         results = compare({name: Target(HOST, port, [build_request(HOST, port, "/v1/churn/score", b, auth) for b in singles])

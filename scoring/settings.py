@@ -52,9 +52,6 @@ class Settings(BaseSettings):
     batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")
     batch_queue: int = Field(4, ge=0, description="large calls that may wait in each worker before 429")
     batch_nice: int = Field(10, ge=0, le=19, description="CPU priority of the batch lane (Linux nice; 0 = as singles)")
-    # A batch's Python work (gathering rows, writing the answer) holds the interpreter lock; a
-    # single-user call waiting for it waits up to this long at each hand-over (Python's default: 5 ms).
-    batch_switch_ms: float = Field(0.5, gt=0, le=5, description="longest hold of the interpreter lock while a call waits")
     # Each worker scores this many snapshot rows with every model at start to measure drift.
     drift_rows: int = Field(50_000, ge=1000, description="rows of a snapshot drift is measured on (a fixed sample)")
     # `--engine spark` (features, batch scores): this box by default; a cluster's master URL (yarn,

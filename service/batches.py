@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,10 +39,7 @@ def _lower_priority(nice: int) -> None:
 
 
 class BatchLane:
-    def __init__(self, slots: int, queue: int, nice: int, switch_ms: float):
-        # Nice only orders threads for the CPU; for the interpreter lock the batch thread and the
-        # event loop take turns, and a shorter turn is what keeps a single user's wait short.
-        sys.setswitchinterval(switch_ms / 1000)
+    def __init__(self, slots: int, queue: int, nice: int):
         self.slots, self.capacity = slots, slots + queue
         self.admitted = 0  # running and waiting; only touched on the event loop
         self.seconds_per_call = 1.0  # moving average of a call's time on the lane

@@ -88,8 +88,7 @@ class Opscore:
         # In a dict the references are not attributes, so BentoML's descriptor does not resolve them.
         tables = {name: ref.resolve() if ref else None for name, ref in self.table_refs.items()}
         self.worker = Worker.load(settings, self.snapshot_ref, refs, tables, self.forecast_ref)
-        self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice,
-                              settings.batch_switch_ms)
+        self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
         WORKER.update(worker=self.worker, lane=self.lane)
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
         # full sweeps, which a 10,000-row answer's objects trigger several times, off those

@@ -17,7 +17,7 @@ def test_a_full_lane_refuses_at_once_and_frees_its_place():
     release = threading.Event()
 
     async def scenario() -> tuple[int, int, int, int]:
-        lane = BatchLane(slots=1, queue=1, nice=7, switch_ms=0.5)
+        lane = BatchLane(slots=1, queue=1, nice=7)
         running = asyncio.ensure_future(lane.run(lambda: (release.wait(5), os.getpriority(os.PRIO_PROCESS, 0))[1]))
         waiting = asyncio.ensure_future(lane.run(lambda: 1))
         await asyncio.sleep(0.05)
