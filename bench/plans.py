@@ -126,7 +126,8 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     timed(py("-m", "service", "import-models", "--allow-missing"), env)
     key = add_key(env, "bench-plan", "campaign")
     with serving("service.service:Opscore", env) as port:
-        body = request_body(warm_planning(port, key, large))
+        send_date = warm_planning(port, key, large)
+        body = request_body(send_date)
         seconds = []
         for _ in range(TIMED_PLANS):
             out, s = plan_call(port, key, body)
