@@ -39,27 +39,22 @@ QUALITY_FIGURES = ("oot_auc", "oracle", "oot_qini", "qini_vs_oracle", "precision
 # a quarter of what the service answers flat out, so their latency is measured, not the queue of a
 # saturated server), beside a campaign system's four 10k batches back to back.
 SINGLE_CLIENTS, SINGLE_INTERVAL_S, BATCHES = 8, 0.02, 4
+# What a kept work folder (`--work`) has finished building, marked by empty files.
+WORLD_BUILT, CHAMPIONS_BUILT, FORECAST_BUILT = ".bench-world-built", ".bench-champions-built", ".bench-forecast-built"
 
 
-BUILT = ".bench-built"
-
-
-def _built(folder: Path) -> bool:
-    """A world (or a store's champions) a kept work folder (`--work`) already holds: reused as it is,
-    its build not timed again."""
-    if (folder / BUILT).exists():
-        log(f"reusing {folder}")
+def _built(marker: Path) -> bool:
+    """Whether a kept work folder (`--work`) already holds what `marker` stands for (a world, or
+    models in a store): reused as it is, its build not timed again."""
+    if marker.exists():
+        log(f"reusing {marker.parent} ({marker.name})")
         return True
     return False
 
 
-def _mark_built(folder: Path) -> None:
-    (folder / BUILT).touch()
-
-
 def bench_sim(work: Path, users: int, figures: dict) -> Path:
     data = work / "large"
-    if _built(data):
+    if _built(data / WORLD_BUILT):
         return data
     env = env_for(data, work / "large-mlruns")
     log(f"simulate + features, {users:,} users")
@@ -69,14 +64,14 @@ def bench_sim(work: Path, users: int, figures: dict) -> Path:
     figures[f"simulate_features_{tag}_s"] = s1 + s2
     figures[f"simulate_features_{tag}_peak_gib"] = max(m1, m2)
     figures[f"simulate_{tag}_s"] = s1
-    _mark_built(data)
+    (data / WORLD_BUILT).touch()
     return data
 
 
 def bench_train(work: Path, users: int, figures: dict) -> Path:
     data, mlruns = work / "train", work / "train-mlruns"
     tag = f"{users // 1000}k"
-    if not _built(mlruns):
+    if not _built(mlruns / CHAMPIONS_BUILT):
         env = env_for(data, mlruns)
         log(f"simulate + features for training, {users:,} users (not timed)")
         timed(py("-m", "training", "simulate", "--users", str(users)), env)
@@ -85,7 +80,7 @@ def bench_train(work: Path, users: int, figures: dict) -> Path:
         seconds, peak, out = timed(py("-m", "training", "train", "all"), env)
         figures[f"train_all_{tag}_s"] = seconds
         figures[f"train_all_{tag}_peak_gib"] = peak
-        _mark_built(mlruns)
+        (mlruns / CHAMPIONS_BUILT).touch()
     champion_figures(mlruns, tag, figures)
     return mlruns
 
@@ -312,7 +307,8 @@ def bench_forecast(work: Path, users: int, figures: dict, mlruns: Path | None) -
     naive's, and its 80% interval's coverage of the backtest days. Tracked in the training world's store
     when there is one (as `make train` does), since the service is not ready without a forecast."""
     data, mlruns = work / "forecast", mlruns or work / "forecast-mlruns"
-    if _built(data):
+    # Marked in the store the forecast is tracked in: a rebuilt store needs it trained again.
+    if _built(mlruns / FORECAST_BUILT):
         return
     env = env_for(data, mlruns)
     log(f"simulate {users:,} users over 760 days, train forecast")
@@ -326,7 +322,7 @@ def bench_forecast(work: Path, users: int, figures: dict, mlruns: Path | None) -
     figures["forecast_interval_coverage"] = run.data.metrics["backtest_coverage"]
     figures["forecast_backtest_smape"] = run.data.metrics["backtest_smape"]
     figures["train_forecast_s"] = seconds
-    _mark_built(data)
+    (mlruns / FORECAST_BUILT).touch()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
             bench_report(large, work, args.large_users, figures)
     figures = {k: round(float(v), 4) for k, v in figures.items()}
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
-    width = max(map(len, figures)) + 2
+    width = max(map(len, figures), default=len("figure")) + 2
     print("\n" + "figure".ljust(width) + "value")
     for k, v in figures.items():
         print(k.ljust(width) + f"{v:,.4f}")

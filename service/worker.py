@@ -119,7 +119,8 @@ class Worker:
     def _start_planning(self) -> None:
         """Today's uplift model prices each arm with a pass of its boosters over the whole snapshot
         (minutes on a large one): computed once, from start, on a thread of its own, so that readiness
-        and the scoring endpoints do not wait for it; a plan call waits a little, then is told to come back (`planned_for`)."""
+        and the scoring endpoints do not wait for it; a plan call waits a little, then is told when to
+        come back (`planned_for`)."""
         def load() -> None:
             models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
             self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
