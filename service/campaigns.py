@@ -115,9 +115,10 @@ async def cancel(plan_id: str) -> Response:
         return _error(404, "no plan with this id", "plan_id")
     if found.status != CANCELLED:
         if found.status == SENT or date.fromisoformat(found.send_date) < datetime.now(timezone.utc).date():
-            return _error(409, "the plan was sent, or its send date has passed: it may have been", "plan_id")
+            return _error(409, "the plan cannot be cancelled: it was sent, or its send date has passed and it "
+                               "may have been", "plan_id")
         if not store().cancel(plan_id):
-            return _error(409, "the plan was sent", "plan_id")
+            return _error(409, "the plan cannot be cancelled: it was sent", "plan_id")
     return JSONResponse({"plan_id": plan_id, "status": CANCELLED})
 
 
