@@ -101,3 +101,6 @@ class RequestError(ValueError):
     def __init__(self, status: int, field: str, message: str):
         super().__init__(message)
         self.status, self.field = status, field
+
+    def __reduce__(self):  # it crosses from a batch process to the worker (service/batches.py)
+        return type(self), (self.status, self.field, str(self))

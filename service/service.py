@@ -21,7 +21,7 @@ from scoring.settings import DEV_AUDIT_SECRET, get_settings
 from service.audiences import lookalike_audience
 from service.audit import AUDIT_LOGS
 from service.auth import protect
-from service.batches import BatchLane, LaneFull
+from service.batches import BatchLane, BatchProcesses, LaneFull
 from service.campaigns import mount as mount_campaigns
 from service.config import SERVICE_CONFIG
 from service.logs import keep_caller_input_out_of_logs
@@ -87,14 +87,16 @@ class Opscore:
         refs = {endpoint: getattr(self, f"{endpoint}_ref") for endpoint in MODEL_NAMES}
         # In a dict the references are not attributes, so BentoML's descriptor does not resolve them.
         tables = {name: ref.resolve() if ref else None for name, ref in self.table_refs.items()}
-        self.worker = Worker.load(settings, self.snapshot_ref, refs, tables, self.forecast_ref)
-        self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice)
-        WORKER.update(worker=self.worker, lane=self.lane)
+        self.worker = w = Worker.load(settings, self.snapshot_ref, refs, tables, self.forecast_ref)
         # Everything loaded so far lives as long as the worker. Freezing it keeps the collector's
         # full sweeps, which a 10,000-row answer's objects trigger several times, off those
-        # million objects: at 10k rows that halved the median in-process formatting time.
+        # million objects (at 10k rows that halved the median in-process formatting time), and keeps
+        # the batch processes forked next from copying the pages the collector would touch.
         gc.freeze()
-        w = self.worker
+        processes = BatchProcesses(w, settings.batch_slots, settings.batch_nice) if settings.batch_processes else None
+        self.lane = BatchLane(settings.batch_slots, settings.batch_queue, settings.batch_nice, processes)
+        w.start_planning()  # a thread: after the fork, which carries only the thread that forks
+        WORKER.update(worker=w, lane=self.lane)
         if w.drift is not None:
             publish(w.drift)
         if w.problems:
@@ -108,36 +110,32 @@ class Opscore:
         # The audit logs are the middleware's, in this same worker: calls they cannot record are refused.
         return not self.worker.problems and all(audit.usable() for audit in AUDIT_LOGS)
 
-    def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-               arms: ArmQuery | None = None) -> Response:
+    async def _score(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
+                     arms: ArmQuery | None = None) -> Response:
+        """A handful of users is scored on the event loop: a hop to another process would cost more
+        than the scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
+        size = len(user_ids if user_ids is not None else records)
         try:
-            body, ctx.request.state.audit = self.worker.score(endpoint, user_ids, records, reasons, arms)
+            body, audit = await self.lane.call(size, self.worker.score, endpoint, user_ids, records, reasons, arms)
+        except LaneFull as e:
+            return lane_full(ctx, e)
         except NotReady as e:
             return refusal(ctx, 503, {"error": str(e)})
         except RequestError as e:
             return refusal(ctx, e.status, {"error": str(e), "field": e.field})
+        ctx.request.state.audit = audit
         return Response(body, media_type="application/json")
-
-    async def _score_async(self, endpoint: str, ctx: bentoml.Context, user_ids, records, reasons: int,
-                           arms: ArmQuery | None = None) -> Response:
-        """A handful of users is scored on the event loop: a thread hop would cost more than the
-        scoring. A larger batch goes to the batch lane, so that it cannot stall single users."""
-        size = len(user_ids if user_ids is not None else records)
-        try:
-            return await self.lane.call(size, self._score, endpoint, ctx, user_ids, records, reasons, arms)
-        except LaneFull as e:
-            return lane_full(ctx, e)
 
     @bentoml.api(route=SCOPES.require("/v1/churn/score", "campaign"), input_spec=ScoreRequest, output_spec=dict)
     async def churn(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:
         """Probability that an active user goes silent in the next 30 days, with reasons and segment."""
-        return await self._score_async("churn", ctx, user_ids, records, reasons)
+        return await self._score("churn", ctx, user_ids, records, reasons)
 
     @bentoml.api(route=SCOPES.require("/v1/abuse/score", "campaign", "risk"), input_spec=ScoreRequest,
                  output_spec=dict)
     async def abuse(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:
         """Probability that an account is a coupon hunter, with the size of its device/invite ring."""
-        return await self._score_async("abuse", ctx, user_ids, records, reasons)
+        return await self._score("abuse", ctx, user_ids, records, reasons)
 
     @bentoml.api(route=SCOPES.require("/v1/response/score", "campaign"), input_spec=ResponseScoreRequest,
                  output_spec=dict)
@@ -146,12 +144,12 @@ class Opscore:
         """Uplift of every campaign arm (incentive/channel/window) or of the arms named, and the best arm:
         by uplift, or by net value given a value per conversion (and costs); null when none is positive."""
         query = ArmQuery(arms, value_per_conversion, incentive_cost, contact_cost)
-        return await self._score_async("response", ctx, user_ids, records, reasons, query)
+        return await self._score("response", ctx, user_ids, records, reasons, query)
 
     @bentoml.api(route=SCOPES.require("/v1/credit/score", "risk"), input_spec=ScoreRequest, output_spec=dict)
     async def credit(self, ctx: bentoml.Context, user_ids=None, records=None, reasons: int = 3) -> Response:
         """Behaviour scorecard: PD, score points, points per feature and the reasons that cost points."""
-        return await self._score_async("credit", ctx, user_ids, records, reasons)
+        return await self._score("credit", ctx, user_ids, records, reasons)
 
     @bentoml.api(route=SCOPES.require("/v1/lookalike", "campaign"), input_spec=LookalikeRequest, output_spec=dict)
     async def lookalike(self, ctx: bentoml.Context, **req) -> Response:

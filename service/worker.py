@@ -71,7 +71,6 @@ class Worker:
             if "abuse" in w.models:
                 w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
             w._guard("drift", w._measure_drift)
-            w._start_planning()
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
 
@@ -116,11 +115,14 @@ class Worker:
         models = {e: (m.identity, m.scorer, m.reference) for e, m in self.models.items()}
         self.drift = report(self.snapshot.as_of, self.snapshot.frame, models, previous, self.settings.drift_rows)
 
-    def _start_planning(self) -> None:
+    def start_planning(self) -> None:
         """Today's uplift model prices each arm with a pass of its boosters over the whole snapshot
         (minutes on a large one): computed once, from start, on a thread of its own, so that readiness
         and the scoring endpoints do not wait for it; a plan call waits a little, then is told when to
-        come back (`planned_for`)."""
+        come back (`planned_for`). Started by the service once its batch processes are forked."""
+        if self.snapshot is None:
+            return
+
         def load() -> None:
             models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
             self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
@@ -130,6 +132,11 @@ class Worker:
             self.planning_done.set()
 
         threading.Thread(target=run, name="planning", daemon=True).start()
+
+    def forked(self) -> None:
+        """In a batch process (service/batches.py): OpenMP's thread team does not survive a fork (a
+        LightGBM call on more than one thread hangs there), so this copy scores on one."""
+        self.settings = self.settings.model_copy(update={"scoring_threads": 1})
 
     def planned_for(self, wait_s: float = PLANNING_WAIT_S) -> Planning:
         """The planning data, once computed; Preparing while it still is, NotReady if it failed or the

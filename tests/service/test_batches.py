@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 import threading
 
 import httpx
 import pytest
 
-from service.batches import BatchLane, LaneFull
+from service.batches import BatchLane, BatchProcesses, LaneFull
+from service.requests import RequestError
 from tests.service.conftest import start_server, stop_server
 
 
@@ -31,6 +34,49 @@ def test_a_full_lane_refuses_at_once_and_frees_its_place():
     assert nice == 7, "the lane's thread runs at the lane's nice value"
     assert retry_after >= 1
     assert admitted == 0 and later == 3, "finished calls give their places back"
+
+
+class _Target:
+    """Stands for the worker: what a batch process runs, and what tells it apart from the parent."""
+
+    def __init__(self) -> None:
+        self.threads = 2
+
+    def forked(self) -> None:
+        self.threads = 1
+
+    def where(self, x: int) -> tuple[int, int, int, int]:
+        return os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), self.threads, 2 * x
+
+    def refuse(self) -> None:
+        raise RequestError(400, "user_ids", "user_ids: not these")
+
+
+def test_large_calls_run_in_a_forked_child_at_the_lanes_priority_and_small_ones_inline():
+    target = _Target()
+    lane = BatchLane(slots=1, queue=1, nice=7, processes=BatchProcesses(target, 1, nice=7))
+
+    async def scenario():
+        return await lane.call(1000, target.where, 21), await lane.call(1, target.where, 1)
+
+    (pid, nice, threads, doubled), (inline_pid, _, inline_threads, _) = asyncio.run(scenario())
+    assert pid != os.getpid() and nice == 7 and doubled == 42
+    assert threads == 1, "the child has been told it is one (forked), the parent has not"
+    assert inline_pid == os.getpid() and inline_threads == 2
+    with pytest.raises(RequestError) as refused:  # the worker's refusals cross back as themselves
+        lane.processes.call(target.refuse)
+    assert (refused.value.status, refused.value.field, str(refused.value)) == (400, "user_ids", "user_ids: not these")
+
+
+def test_a_batch_process_killed_leaves_its_calls_answered_on_the_thread(caplog):
+    target = _Target()
+    processes = BatchProcesses(target, 1, nice=7)
+    child, *_ = processes.call(target.where, 0)
+    os.kill(child, signal.SIGKILL)
+    with caplog.at_level(logging.ERROR, logger="opscore.service"):
+        after = [processes.call(target.where, i) for i in range(2)]
+    assert [(pid, x) for pid, _, _, x in after] == [(os.getpid(), 0), (os.getpid(), 2)]
+    assert "batch process stopped" in caplog.text
 
 
 @pytest.fixture(scope="module")
