@@ -47,10 +47,10 @@ class Settings(BaseSettings):
     # Models trained from a user's own table (`train ... --table`), served from records at
     # /v1/tables/<name>/score to keys of the scopes given: OPSCORE_TABLE_MODELS='{"german_credit": ["risk"]}'.
     table_models: dict[str, list[Literal["campaign", "risk"]]] = Field(default_factory=dict)
-    # The batch lane (service/batches.py): scoring calls above INLINE_ROWS users run in this many (opt-in, not yet
-    # passing the server tests: a 500 under the narrow lane)
-    # processes per worker (plans and lookalike on as many threads) at this nice value; this many
-    # more may wait, the rest get 429.
+    # The batch lane (service/batches.py): calls above INLINE_ROWS users, and lookalike, run on this
+    # many threads per worker at this nice value (with batch_processes, the scoring calls in as many
+    # forked processes: opt-in while a server test sees a 500 under a one-slot lane); this many more
+    # may wait, the rest get 429.
     batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")
     batch_processes: bool = Field(False, description="large scoring calls in processes forked from each worker "
                                   "(false: on the lane's threads, beside the event loop's interpreter lock)")

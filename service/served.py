@@ -33,9 +33,6 @@ class Preparing(NotReady):
         super().__init__(message)
         self.retry_after = retry_after
 
-    def __reduce__(self):  # it may cross from a batch process to the worker (service/batches.py)
-        return type(self), (str(self), self.retry_after)
-
 
 @dataclass
 class ServedModel:
