@@ -25,7 +25,7 @@ from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
 from scoring.segments import grid_columns
 from scoring.seeds import load_seed
-from scoring.snapshot import Snapshot, id_array
+from scoring.snapshot import FeatureRows, Snapshot, id_array
 
 
 # The least plan request (`Planning.warm` names the arms).
@@ -78,24 +78,25 @@ class Planning:
         return out
 
 
-def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, np.ndarray]],
+def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, FeatureRows]],
                    abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = ARMS) -> Planning:
-    """Planning over a snapshot from the champions, each as (identity, scorer, the snapshot in its
-    feature order): the response model's probabilities for every user under each of `arms`, computed once."""
+    """Planning over a snapshot from the champions, each as (identity, scorer, how it reads the
+    snapshot): the response model's probabilities for every user under each of `arms`, computed once."""
     if "response" not in models:
         raise PlanError(503, "models", "campaign plans need the response model")
-    _, scorer, X = models["response"]
-    p_control, p_arm = arm_probabilities(scorer, X, arms)
+    _, scorer, rows = models["response"]
     grid, where = scorer.segments, grid_columns(scorer.spec.names)
     if grid is None or where is None:
         raise PlanError(503, "models", "campaign plans need the response model's segment grid")
+    parts = [arm_probabilities(scorer, X, arms) for X in rows.chunks()]
+    p_control, p_arm = (np.concatenate(p) for p in zip(*parts))
+    segments = rows.map(lambda X: grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]])).astype(str)
     if abuse is None and "abuse" in models:
-        abuse = models["abuse"][1].predict(models["abuse"][2])
-    credit = models["credit"][1].predict(models["credit"][2]) if "credit" in models else None
+        abuse = models["abuse"][2].map(models["abuse"][1].predict)
+    credit = models["credit"][2].map(models["credit"][1].predict) if "credit" in models else None
     manifest = json.loads((folder / "manifest.json").read_text())
     provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
                   "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}
-    segments = grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]]).astype(str)
     planning = Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
                         Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds",
                         provenance)
@@ -179,10 +180,9 @@ def held_sends(p: Planning, store: PlanStore, rows: np.ndarray, req: PlanRequest
     if (req.send_date - as_of).days < window_days:
         # The snapshot counts the 30 days before its date: a cap over the send date's window counts them all,
         # those before the window too, which errs on the side of fewer contacts.
-        frame = p.snapshot.frame
         for i, c in enumerate(CONTACT_CHANNELS):
-            if (column := f"contacts_{c}_30") in frame:
-                held[:, i] = frame[column].to_numpy()[rows]
+            if (column := f"contacts_{c}_30") in p.snapshot:
+                held[:, i] = np.nan_to_num(p.snapshot.at(rows, column))
     counts = store.held_contacts(req.send_date, window_days, since=as_of)
     if len(counts):
         pos, found = p.snapshot.rows(id_array(counts["user_id"].to_numpy()))
@@ -213,7 +213,7 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     rows, unknown = audience(p, req)
     held = held_sends(p, store, rows, req, window_days)
     eligible, excluded = eligibility(p, req, campaign, rows, held)
-    user_value = p.snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[rows]
+    user_value = p.snapshot.at(rows, USER_VALUE_COLUMN)
     planned = plan(p.table, rows, campaign, eligible, user_value)
     codes, names = p.segment_codes
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "holdout_seed": campaign.holdout_seed, "audience_size": int(len(rows)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from scoring.snapshot import id_array, locate
+from scoring.snapshot import Snapshot, id_array, locate
 from scoring.thresholds import EXACT_INDEX_BELOW, IVF_NPROBE
 from scoring.vocabulary import CATEGORICAL, PROTECTED
 
@@ -135,10 +136,13 @@ class Lookalike:
     @classmethod
     def load(cls, folder: Path) -> Lookalike:
         space = EmbeddingSpace.from_dict(json.loads((folder / "space.json").read_text()))
-        index = faiss.read_index(str(folder / "index.faiss"))
+        # Mapped, not read: every worker's index and vectors are then the page cache's one copy (faiss maps
+        # an IVF index's lists; a flat index, below EXACT_INDEX_BELOW users, is read as before).
+        index = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_MMAP_IFC)
         if isinstance(index, faiss.IndexIVF):
             index.nprobe = IVF_NPROBE
-        return cls(space, np.load(folder / "user_ids.npy"), np.load(folder / "vectors.npy"), index)
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r").view(np.ndarray)
+        return cls(space, np.load(folder / "user_ids.npy", mmap_mode="r").view(np.ndarray), vectors, index)
 
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return locate(self.user_ids, ids)
@@ -196,21 +200,27 @@ class Lookalike:
             order = np.concatenate([order, rest[np.argsort(-sim_all[rest], kind="stable")]])
         return order, np.maximum(score[order], 0.0)
 
-    def distinguishing(self, frame: pd.DataFrame, seed_rows: np.ndarray, top: int = 5) -> list[dict]:
+    @cached_property
+    def _numeric_spread(self) -> tuple[np.ndarray, np.ndarray]:
+        """The base's mean and standard deviation of each numeric dimension (one pass over every vector)."""
+        numeric = self.vectors[:, : len(self.space.numeric)]
+        return numeric.mean(axis=0), numeric.std(axis=0) + 1e-9
+
+    def distinguishing(self, snapshot: Snapshot, seed_rows: np.ndarray, top: int = 5) -> list[dict]:
         """Features whose seed mean differs most from the base, in base standard deviations."""
         seed_mean = self.vectors[seed_rows, : len(self.space.numeric)].mean(axis=0)
-        base_mean = self.vectors[:, : len(self.space.numeric)].mean(axis=0)
-        base_sd = self.vectors[:, : len(self.space.numeric)].std(axis=0) + 1e-9
+        base_mean, base_sd = self._numeric_spread
         smd = (seed_mean - base_mean) / base_sd
         out = []
         for j in np.argsort(-np.abs(smd))[:top]:
-            col = frame[self.space.numeric[j]]
-            out.append({"feature": self.space.numeric[j], "seed_mean": round(float(col.iloc[seed_rows].mean()), 4),
-                        "base_mean": round(float(col.mean()), 4), "std_diff": round(float(smd[j]), 3)})
+            name = self.space.numeric[j]
+            out.append({"feature": name, "seed_mean": round(float(np.nanmean(snapshot.at(seed_rows, name))), 4),
+                        "base_mean": round(float(snapshot.column_means[snapshot.position[name]]), 4),
+                        "std_diff": round(float(smd[j]), 3)})
         return out
 
 
-def expand(lk: Lookalike, frame: pd.DataFrame, seed_rows: np.ndarray, k: int, allowed: np.ndarray,
+def expand(lk: Lookalike, snapshot: Snapshot, seed_rows: np.ndarray, k: int, allowed: np.ndarray,
            exclude_seeds: bool = True, protected_off: bool = False, method: str = "embedding",
            holdout: float = 0.2, seed: int = 0) -> Expansion:
     """Expand from the seeds; the self-check re-runs on 80% of them and counts the held-out 20% recovered."""
@@ -218,7 +228,7 @@ def expand(lk: Lookalike, frame: pd.DataFrame, seed_rows: np.ndarray, k: int, al
     if exclude_seeds:
         allowed[seed_rows] = False
     order, sim = lk.rank(seed_rows, k, allowed, protected_off, method)
-    result = Expansion(lk.user_ids[order], sim, distinguishing=lk.distinguishing(frame, seed_rows))
+    result = Expansion(lk.user_ids[order], sim, distinguishing=lk.distinguishing(snapshot, seed_rows))
 
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(seed_rows)

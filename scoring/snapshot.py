@@ -1,16 +1,33 @@
-"""The serving snapshot: every user's features as of one date, looked up by id with a binary search."""
+"""The serving snapshot: every user's features as of one date, looked up by id with a binary search.
+
+On disk (beside `features.parquet`, checksummed in the same manifest) it is one float64 matrix, a row
+per user in id order, with text columns as codes into their categories, and the sorted ids: numpy
+files that every worker memory-maps read-only, so that the page cache holds one copy whatever the
+worker count. Each model reads its columns of it through `FeatureRows`, not through a copy of its own.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from scoring.artifacts import ArtifactError, file_sha256
+from scoring.spec import FeatureSpec, numbers
 from scoring.thresholds import SORTED_SEARCH_IDS
+
+VALUES_FILE, IDS_FILE, COLUMNS_FILE = "snapshot-values.npy", "snapshot-ids.npy", "snapshot-columns.json"
+MAPPED_FILES = (VALUES_FILE, IDS_FILE, COLUMNS_FILE)
+# Work over the whole snapshot (a model's scores of every user, column means) is done this many rows at a
+# time, so that it holds a slice of the snapshot rather than a copy of it.
+CHUNK_ROWS = 100_000
 
 
 def locate_one(sorted_ids: np.ndarray, user_id: int) -> tuple[int, bool]:
@@ -42,26 +59,164 @@ def id_array(ids: pd.Index | np.ndarray) -> np.ndarray:
     return ids if ids.dtype.kind in "iu" else ids.astype(str)
 
 
+def _is_text(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col))
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """A model's features of snapshot rows, in its own column order, read from the snapshot's matrix:
+    rows are copied per call, the matrix never. Columns the snapshot lacks (the offer of an uplift
+    model) are NaN; a text column's codes are translated to the model's own category codes."""
+
+    values: np.ndarray = field(repr=False)  # the snapshot's (n, C) matrix
+    src: np.ndarray  # (F,) the snapshot column of each model column (0 where it lacks it)
+    absent: np.ndarray  # (F,) bool: the snapshot lacks the column
+    recode: tuple[tuple[int, np.ndarray], ...]  # (model column, snapshot code → model code)
+
+    @cached_property
+    def _span(self) -> slice | None:
+        """The model's columns as one run of the matrix's, when they are: then rows are one copy."""
+        if self.absent.any() or self.recode or len(self.src) == 0:
+            return None
+        start = int(self.src[0])
+        return slice(start, start + len(self.src)) if np.array_equal(self.src, np.arange(start, start + len(self.src))) else None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, rows: np.ndarray | slice) -> np.ndarray:
+        """The model's matrix of these snapshot rows (a new array)."""
+        if self._span is not None:  # advanced index and slice: one copy of just these rows' columns
+            return np.array(self.values[rows, self._span]) if isinstance(rows, slice) else self.values[rows, self._span]
+        X = (self.values[rows] if isinstance(rows, slice) else np.take(self.values, rows, axis=0))[:, self.src]
+        X[:, self.absent] = np.nan
+        for j, table in self.recode:
+            codes = X[:, j]
+            known = ~np.isnan(codes)
+            codes[known] = table[codes[known].astype(np.intp)]
+        return X
+
+    def row(self, row: int) -> np.ndarray:
+        """One row as a (1, F) matrix: a view of the snapshot's where the columns allow it."""
+        if self._span is not None:
+            return self.values[row:row + 1, self._span]
+        return self.take(slice(row, row + 1))
+
+    def chunks(self, size: int = CHUNK_ROWS):
+        """The whole snapshot in the model's order, a slice of rows at a time (a full copy would be
+        the snapshot's size again)."""
+        for start in range(0, len(self.values), size):
+            yield self.take(slice(start, start + size))
+
+    def map(self, fn) -> np.ndarray:
+        """fn of every snapshot row, applied a chunk of rows at a time; its results stacked by row."""
+        return np.concatenate([fn(X) for X in self.chunks()])
+
+
 @dataclass
 class Snapshot:
-    """Features of every user as of the snapshot date."""
+    """Features of every user as of the snapshot date: `values` (n, C) float64 in id order, `ids` sorted
+    (whole numbers or text, as the warehouse has them), text columns as codes into `categories`."""
 
     as_of: str
-    frame: pd.DataFrame  # indexed by user_id, sorted
-    ids: np.ndarray  # the same ids as `id_array` makes them: whole numbers or text, as the warehouse has them
+    values: np.ndarray = field(repr=False)
+    ids: np.ndarray = field(repr=False)
+    columns: list[str]
+    categories: dict[str, list[str]]
+    _columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of_frame(cls, as_of: str, frame: pd.DataFrame) -> Snapshot:
+        """From a frame indexed by user_id (any order)."""
+        frame = frame.sort_index()
+        categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in frame.columns if _is_text(frame[c])}
+        return cls(as_of, _encode(frame, categories), id_array(frame.index), list(frame.columns), categories)
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
+        """Map the snapshot's files read-only once their checksums match the manifest. A snapshot written
+        before it carried them is read from its Parquet into memory."""
         manifest = json.loads((folder / "manifest.json").read_text())
-        path = folder / "features.parquet"
-        if file_sha256(path) != manifest["sha256"]["features.parquet"]:
-            raise ArtifactError("feature snapshot does not match its manifest checksum")
-        frame = pd.read_parquet(path).sort_index()
-        return cls(manifest["as_of"], frame, id_array(frame.index))
+        digests = manifest["sha256"]
+        if not all(name in digests for name in MAPPED_FILES):
+            return cls.of_frame(manifest["as_of"], pd.read_parquet(_verified(folder, "features.parquet", digests)))
+        for name in MAPPED_FILES:
+            _verified(folder, name, digests)
+        meta = json.loads((folder / COLUMNS_FILE).read_text())
+        # Plain arrays over the maps: numpy's memmap subclass would tag every result computed from them.
+        values = np.load(folder / VALUES_FILE, mmap_mode="r").view(np.ndarray)
+        ids = np.load(folder / IDS_FILE, mmap_mode="r").view(np.ndarray)
+        if values.shape != (len(ids), len(meta["columns"])):
+            raise ArtifactError("feature snapshot files disagree on their shape")
+        return cls(manifest["as_of"], values, ids, meta["columns"], meta["categories"])
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {c: j for j, c in enumerate(self.columns)}
 
     @property
     def text_ids(self) -> bool:
         return self.ids.dtype.kind == "U"
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.position
+
+    def column(self, name: str) -> np.ndarray:
+        """One column for every user, as numbers (a text column's codes); KeyError when absent. Kept
+        once read: a column of a row-major matrix is a read of every page of it."""
+        if name not in self._columns:
+            self._columns[name] = np.ascontiguousarray(self.values[:, self.position[name]])
+        return self._columns[name]
+
+    def at(self, rows: np.ndarray, name: str) -> np.ndarray:
+        """One column at some rows."""
+        return self.values[rows, self.position[name]]
+
+    @cached_property
+    def column_means(self) -> np.ndarray:
+        """Each column's mean over the users who have a value, read a block of rows at a time."""
+        total, count = np.zeros(len(self.columns)), np.zeros(len(self.columns))
+        for start in range(0, len(self.values), CHUNK_ROWS):
+            block = self.values[start:start + CHUNK_ROWS]
+            known = ~np.isnan(block)
+            total += np.where(known, block, 0.0).sum(axis=0)
+            count += known.sum(axis=0)
+        return np.divide(total, count, out=np.full(len(total), np.nan), where=count > 0)
+
+    def take_frame(self, rows: np.ndarray | slice) -> pd.DataFrame:
+        """Snapshot rows as a frame indexed by user_id, text columns as text, numbers as float64."""
+        block = self.values[rows]
+        out = {}
+        for j, c in enumerate(self.columns):
+            if c in self.categories:
+                codes = block[:, j]
+                text = np.asarray(self.categories[c] + [None], dtype=object)
+                out[c] = pd.array(text[np.where(np.isnan(codes), len(self.categories[c]), codes).astype(np.intp)],
+                                  dtype="string")
+            else:
+                out[c] = block[:, j]
+        return pd.DataFrame(out, index=pd.Index(np.asarray(self.ids[rows]), name="user_id"))
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The whole snapshot as a frame: for offline work; a serving worker reads rows and columns instead."""
+        return self.take_frame(slice(None))
+
+    def features_for(self, spec: FeatureSpec) -> FeatureRows:
+        """How a model with this spec reads the snapshot's rows."""
+        absent = np.array([c not in self.position for c in spec.names], dtype=bool)
+        src = np.array([self.position.get(c, 0) for c in spec.names], dtype=np.intp)
+        recode = []
+        for j, c in enumerate(spec.names):
+            if c in spec.categorical and c in self.categories:
+                theirs = {v: i for i, v in enumerate(spec.categorical[c])}
+                table = np.array([theirs.get(v, np.nan) for v in self.categories[c]], dtype=np.float64)
+                if not np.array_equal(table, np.arange(len(table), dtype=np.float64)):
+                    recode.append((j, table))
+            elif c in self.categories:  # text in the snapshot, a number to the model: none reads as one
+                absent[j] = True
+        return FeatureRows(self.values, src, absent, tuple(recode))
 
     def rows(self, user_ids: list) -> tuple[np.ndarray, np.ndarray]:
         """Row positions of requested ids and a mask of those found. An id is found only in the
@@ -82,3 +237,55 @@ class Snapshot:
             return None
         pos, found = locate_one(self.ids, user_id)
         return pos if found else None
+
+
+def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
+    """A frame's rows as the snapshot's float64 matrix: numbers as numbers, text as codes (NaN: missing)."""
+    values = np.empty((len(frame), frame.shape[1]), dtype=np.float64)
+    for j, c in enumerate(frame.columns):
+        if c in categories:
+            codes = pd.Categorical(frame[c].astype("string"), categories=categories[c]).codes.astype(np.float64)
+            codes[codes < 0] = np.nan
+            values[:, j] = codes
+        else:
+            values[:, j] = numbers(frame[c]).to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
+
+
+def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list[Path]:
+    """The mapped files of a feature snapshot's Parquet (user_id and the features), written a batch of
+    rows at a time into the file itself: a 10M-user snapshot as a frame would be its size again in memory."""
+    pf = pq.ParquetFile(parquet)
+    columns = [c for c in pf.schema_arrow.names if c != "user_id"]
+    text = [c for c in columns if not _arrow_number(pf.schema_arrow.field(c).type)]
+    categories = {c: sorted(str(v) for v in pc.unique(pf.read(columns=[c]).column(0)).drop_null().to_pylist())
+                  for c in text}
+    ids = id_array(pf.read(columns=["user_id"]).column(0).to_numpy(zero_copy_only=False))
+    order = np.argsort(ids, kind="stable")
+    in_order = bool(np.all(order == np.arange(len(ids))))
+    rank = None if in_order else np.empty(len(ids), dtype=np.intp)
+    if rank is not None:
+        rank[order] = np.arange(len(ids))
+    values = np.lib.format.open_memmap(folder / VALUES_FILE, mode="w+", dtype=np.float64, shape=(len(ids), len(columns)))
+    start = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        block = _encode(batch.to_pandas(), categories)
+        where = slice(start, start + len(block)) if rank is None else rank[start:start + len(block)]
+        values[where] = block
+        start += len(block)
+    values.flush()
+    del values
+    np.save(folder / IDS_FILE, ids[order])
+    (folder / COLUMNS_FILE).write_text(json.dumps({"columns": columns, "categories": categories, "index": "user_id"}))
+    return [folder / name for name in MAPPED_FILES]
+
+
+def _arrow_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _verified(folder: Path, name: str, digests: dict[str, str]) -> Path:
+    path = folder / name
+    if not path.is_file() or file_sha256(path) != digests[name]:
+        raise ArtifactError(f"feature snapshot file {name} does not match its manifest checksum")
+    return path

@@ -41,14 +41,13 @@ def lookalike_audience(lk: Lookalike, snapshot: Snapshot, seeds_folder: Path, ab
         raise RequestError(400, field, f"{field}: a seed needs at least {min_seed} known users, got {len(seed_rows)} "
                                        f"({int((~found).sum())} unknown ids)")
     n = len(snapshot.ids)
-    frame = snapshot.frame
     allowed = np.ones(n, dtype=bool)
     if req["city_tiers"]:
-        allowed &= frame["city_tier"].isin(req["city_tiers"]).to_numpy()
+        allowed &= np.isin(snapshot.column("city_tier"), req["city_tiers"])
     if req["age_min"] is not None:
-        allowed &= (frame["age"] >= req["age_min"]).to_numpy()
+        allowed &= snapshot.column("age") >= req["age_min"]
     if req["age_max"] is not None:
-        allowed &= (frame["age"] <= req["age_max"]).to_numpy()
+        allowed &= snapshot.column("age") <= req["age_max"]
     if req["max_abuse_score"] is not None:
         if abuse_scores is None:
             raise RequestError(503, "max_abuse_score", "max_abuse_score: the abuse model is not available")
@@ -58,7 +57,7 @@ def lookalike_audience(lk: Lookalike, snapshot: Snapshot, seeds_folder: Path, ab
     k = max(1, min(k, pool))
     if pool <= 0:
         raise RequestError(400, "filters", "filters leave no users to choose from")
-    out = expand(lk, frame, seed_rows, k, allowed, exclude_seeds=req["exclude_seeds"],
+    out = expand(lk, snapshot, seed_rows, k, allowed, exclude_seeds=req["exclude_seeds"],
                  protected_off=req["credit_offer"], method=req["method"])
     sims = np.round(out.similarity.astype(np.float64), 6).tolist()
     return {

@@ -18,8 +18,7 @@ from scoring.population import Population
 from scoring.pyfunc import score_frame
 from scoring.registry import FORECAST_MODEL
 from scoring.scorer import TOP_REASONS, Scorer
-from scoring.snapshot import Snapshot
-from scoring.spec import numbers
+from scoring.snapshot import FeatureRows, Snapshot
 
 
 class NotReady(RuntimeError):
@@ -43,7 +42,7 @@ class ServedModel:
     trained_at: str
     metrics: dict[str, float]
     scorer: Scorer
-    matrix: np.ndarray = field(repr=False)  # the snapshot in this model's feature order
+    features: FeatureRows | None = field(default=None, repr=False)  # the snapshot's rows in its feature order
     reference: Reference | None = None  # the training rows' distribution, for drift
     # Per snapshot row: inside the population the model was trained on (None: every user is).
     in_population: np.ndarray | None = field(default=None, repr=False)
@@ -51,6 +50,10 @@ class ServedModel:
     @property
     def population(self) -> Population | None:
         return self.reference.population if self.reference is not None else None
+
+    def predict_all(self) -> np.ndarray:
+        """The model's score of every snapshot user, computed a chunk of rows at a time."""
+        return self.features.map(self.scorer.predict)
 
     @cached_property
     def identity(self) -> dict[str, str]:
@@ -75,13 +78,11 @@ def load_served_model(endpoint: str, bento_model: bentoml.Model, snapshot: Snaps
     served = ServedModel(
         endpoint=endpoint, registry_name=labels["registry_name"], version=labels["version"], run_id=labels["run_id"],
         trained_at=meta.get("trained_at", ""), metrics=json.loads(meta.get("metrics", "{}")), scorer=scorer,
-        # Columns the snapshot lacks (the offer of an uplift model) are NaN until a request fills them.
-        matrix=scorer.spec.to_matrix(snapshot.frame.reindex(columns=scorer.spec.names)) if snapshot
-        else np.empty((0, len(scorer.spec.names))),
+        features=snapshot.features_for(scorer.spec) if snapshot is not None else None,
         reference=python_model.reference,
     )
     if snapshot is not None and served.population is not None:
-        served.in_population = served.population.contains(numbers(snapshot.frame[served.population.feature]))
+        served.in_population = served.population.contains(snapshot.column(served.population.feature))
     # The serving path too (its per-leaf attribution tables are built on first use), so that the
     # first caller does not pay for it.
     if len(rows(served.layout, scorer.spec.to_matrix(example), TOP_REASONS)) != len(example):

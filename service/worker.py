@@ -17,7 +17,7 @@ from scoring.answer import Layout, out_of_population
 from scoring.answer_json import score_json
 from scoring.artifacts import verify_folder
 from scoring.campaign import Planning, build_planning
-from scoring.drift import read_previous, report
+from scoring.drift import read_previous, report, sample_frame
 from scoring.lookalike import Lookalike
 from scoring.population import Population
 from scoring.registry import FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
@@ -69,7 +69,7 @@ class Worker:
             w._load_lookalike()
             w._guard("seeds", w._verify_seeds)
             if "abuse" in w.models:
-                w.abuse_scores = w.models["abuse"].scorer.predict(w.models["abuse"].matrix)
+                w.abuse_scores = w.models["abuse"].predict_all()
             w._guard("drift", w._measure_drift)
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
@@ -113,7 +113,8 @@ class Worker:
         manifest = json.loads((self.snapshot_path / "manifest.json").read_text())
         previous = read_previous(self.snapshot_path, manifest)
         models = {e: (m.identity, m.scorer, m.reference) for e, m in self.models.items()}
-        self.drift = report(self.snapshot.as_of, self.snapshot.frame, models, previous, self.settings.drift_rows)
+        self.drift = report(self.snapshot.as_of, sample_frame(self.snapshot, self.settings.drift_rows), models, previous,
+                            self.settings.drift_rows)
 
     def start_planning(self) -> None:
         """Today's uplift model prices each arm with a pass of its boosters over the whole snapshot
@@ -124,7 +125,7 @@ class Worker:
             return
 
         def load() -> None:
-            models = {e: (m.identity, m.scorer, m.matrix) for e, m in self.models.items()}
+            models = {e: (m.identity, m.scorer, m.features) for e, m in self.models.items()}
             self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
 
         def run() -> None:
@@ -205,24 +206,23 @@ class Worker:
         if len(user_ids) == 1:  # the commonest call: scalar lookups rather than arrays of one
             row = self.snapshot.row(user_ids[0])
             if row is not None and (inside is None or inside[row]):
-                return Rows(model.matrix[row:row + 1], user_ids, {"user_hmacs": self.pseudonyms.at_row(row)})
+                return Rows(model.features.row(row), user_ids, {"user_hmacs": self.pseudonyms.at_row(row)})
         pos, found = self.snapshot.rows(user_ids)
         hmacs = self.pseudonyms.at(pos) if found.all() else self.pseudonyms.of(user_ids, pos, found)
         scored = found if inside is None else found & inside[pos]
         if scored.all():
-            return Rows(np.take(model.matrix, pos, axis=0), user_ids, {"user_hmacs": hmacs})  # take: half X[pos]'s time
+            return Rows(model.features.take(pos), user_ids, {"user_hmacs": hmacs})
         unknown = orjson.dumps(f"unknown user_id: not in the feature snapshot as of {self.snapshot.as_of}")
         outside = found & ~scored
         stages = dict(zip(np.flatnonzero(outside).tolist(), self._lifecycle(pos[outside])))
         unscored = [None if ok else (_out_of_population(uid, stages[i], model.population) if i in stages
                                      else b'{"user_id":' + orjson.dumps(uid) + b',"error":' + unknown + b"}")
                     for i, (uid, ok) in enumerate(zip(user_ids, scored.tolist()))]
-        return Rows(np.take(model.matrix, pos[scored], axis=0), user_ids, {"user_hmacs": hmacs}, unscored,
+        return Rows(model.features.take(pos[scored]), user_ids, {"user_hmacs": hmacs}, unscored,
                     int((~found).sum()))
 
     def _lifecycle(self, rows: np.ndarray) -> list[str]:
-        frame = self.snapshot.frame
-        tenure, silent = (frame[c].to_numpy(dtype=float)[rows] for c in LIFECYCLE_COLUMNS)
+        tenure, silent = (self.snapshot.at(rows, c) for c in LIFECYCLE_COLUMNS)
         return np.asarray(LIFECYCLE)[stage_index(tenure, silent)].tolist()
 
     @staticmethod

@@ -8,13 +8,12 @@ import time
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from scoring.artifacts import write_checksums
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed, seed_folder
 from scoring.settings import Settings
-from scoring.snapshot import id_array
+from scoring.snapshot import Snapshot, id_array
 from training.tracking import experiment, git_commit, setup_tracking
 
 log = logging.getLogger(__name__)
@@ -22,18 +21,19 @@ log = logging.getLogger(__name__)
 
 def build_lookalike(settings: Settings) -> dict[str, float]:
     """Embed the serving snapshot, index it, save beside it and log the version to MLflow."""
-    frame = pd.read_parquet(settings.snapshot_dir / "features.parquet").sort_index()
+    snapshot = Snapshot.load(settings.snapshot_dir)
     started = time.perf_counter()
-    lk = Lookalike.build(frame)
+    lk = Lookalike.build(snapshot.frame)
     build_s = time.perf_counter() - started
     folder = settings.snapshot_dir / "lookalike"
     paths = lk.save(folder)
     write_checksums(paths, folder)
-    figures = {"index_build_s": build_s, "users": float(len(frame)), "dims": float(lk.vectors.shape[1])}
+    n = len(snapshot.ids)
+    figures = {"index_build_s": build_s, "users": float(n), "dims": float(lk.vectors.shape[1])}
     try:
         seed = id_array(load_seed(seed_folder(settings), "top_value_20pct"))
         rows, found = lk.rows(seed)
-        check = expand(lk, frame, rows[found], k=max(1, len(frame) // 10), allowed=np.ones(len(frame), bool))
+        check = expand(lk, snapshot, rows[found], k=max(1, n // 10), allowed=np.ones(n, bool))
         figures.update(selfcheck_recall=check.recall_heldout, selfcheck_random=check.recall_random)
     except KeyError:
         log.info("no top_value_20pct seed yet: run `python -m training seeds` for the self-check figure")

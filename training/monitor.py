@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from scoring.drift import band, read_previous, report
+from scoring.drift import band, read_previous, report, sample_frame
 from scoring.registry import CHAMPION, MODEL_NAMES
 from scoring.settings import Settings
 from scoring.snapshot import Snapshot
@@ -44,7 +44,8 @@ def measure(settings: Settings) -> tuple[dict, list[str]]:
     manifest = json.loads((settings.snapshot_dir / "manifest.json").read_text())
     models, missing = champions(MlflowClient())
     previous = read_previous(settings.snapshot_dir, manifest)
-    return report(snapshot.as_of, snapshot.frame, models, previous, settings.drift_rows), missing
+    return report(snapshot.as_of, sample_frame(snapshot, settings.drift_rows), models, previous,
+                  settings.drift_rows), missing
 
 
 def metrics_of(rep: dict) -> dict[str, float]:

@@ -40,8 +40,7 @@ def offline_planning(settings: Settings, request: PlanRequest) -> Planning:
     snapshot = Snapshot.load(settings.snapshot_dir)
     setup_tracking(settings)  # the champions load through models:/ URIs, which read MLflow's global registry
     found, _ = champions(MlflowClient())
-    frame = snapshot.frame
-    models = {e: (identity, scorer, scorer.spec.to_matrix(frame.reindex(columns=scorer.spec.names)))
+    models = {e: (identity, scorer, snapshot.features_for(scorer.spec))
               for e, (identity, scorer, _) in found.items() if e in ("response", "abuse", "credit")}
     return build_planning(snapshot, settings.snapshot_dir, models, arms=tuple(o.parsed for o in request.offers()))
 

@@ -18,7 +18,7 @@ from scoring.optimise import Solution, solve
 from scoring.plan import ArmTable, Campaign, alike, problem
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore
-from scoring.snapshot import Snapshot, id_array
+from scoring.snapshot import Snapshot
 
 N = 3000
 
@@ -28,7 +28,7 @@ def planning(tmp_path: Path) -> Planning:
     rng = np.random.default_rng(1)
     ids = np.arange(1, N + 1) * 7
     frame = pd.DataFrame({"fund_amt_90": rng.gamma(2, 50, N)}, index=pd.Index(ids, name="user_id"))
-    snapshot = Snapshot("2026-12-01", frame, id_array(frame.index))
+    snapshot = Snapshot.of_frame("2026-12-01", frame)
     p_control = rng.uniform(0.01, 0.1, N).astype(np.float32)
     p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(ARMS)))).clip(0, 1).astype(np.float32)
     opt_outs = pd.DataFrame({"user_id": ids[:300], "channel": "sms"})
@@ -108,7 +108,7 @@ def test_caps_count_the_warehouse_contacts_the_snapshot_carries(planning: Planni
     store = PlanStore(tmp_path / "plans.sqlite")
     contacted = np.arange(N) % 3 == 0
     frame = planning.snapshot.frame.assign(contacts_push_30=contacted.astype(np.int64))
-    p = replace(planning, snapshot=Snapshot("2026-12-01", frame, planning.snapshot.ids))
+    p = replace(planning, snapshot=Snapshot.of_frame("2026-12-01", frame))
     arms = [{"arm": "coupon/push/noon"}]
     soon = make_plan(p, store, request(arms=arms, contact_policy={"max_per_channel": {"push": 1}}, budget=1e6), 30)[0]
     planned = set(store.assignments(soon.plan_id).user_id)

@@ -8,11 +8,17 @@ import pytest
 
 from scoring.lookalike import Lookalike, expand
 from scoring.seeds import load_seed, seed_folder
+from scoring.snapshot import Snapshot
 
 
 @pytest.fixture(scope="module")
 def frame(settings) -> pd.DataFrame:
     return pd.read_parquet(settings.snapshot_dir / "features.parquet").sort_index()
+
+
+@pytest.fixture(scope="module")
+def snapshot(settings) -> Snapshot:
+    return Snapshot.load(settings.snapshot_dir)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +32,13 @@ def test_seeds_are_materialised(settings):
 
 
 @pytest.mark.parametrize("method", ["embedding", "classifier"])
-def test_seed_from_a_segment_expands_into_that_segment(lk, frame, method):
+def test_seed_from_a_segment_expands_into_that_segment(lk, frame, snapshot, method):
     """Seeds: 300 wealth-section regulars; the audience is mostly that segment, far above its base rate."""
     segment = (frame["pv_wealth_90"] >= frame["pv_wealth_90"].quantile(0.9)).to_numpy()
     rows = np.flatnonzero(segment)
     seeds = np.random.default_rng(0).choice(rows, 300, replace=False)
     k = 1000
-    out = expand(lk, frame, seeds, k, np.ones(len(frame), bool), method=method)
+    out = expand(lk, snapshot, seeds, k, np.ones(len(frame), bool), method=method)
     pos = np.searchsorted(lk.user_ids, out.ids)
     precision = segment[pos].mean()
     base = segment.mean()
@@ -45,23 +51,23 @@ def test_seed_from_a_segment_expands_into_that_segment(lk, frame, method):
                                                 "launches_90", "fund_amt_all", "active_days_30", "launches_30"}
 
 
-def test_filters_hold_and_protected_attributes_can_be_left_out(lk, frame):
+def test_filters_hold_and_protected_attributes_can_be_left_out(lk, frame, snapshot):
     seeds = np.flatnonzero((frame["age"] < 25).to_numpy())[:300]
     allowed = (frame["city_tier"] == 1).to_numpy()
-    out = expand(lk, frame, seeds, 500, allowed)
+    out = expand(lk, snapshot, seeds, 500, allowed)
     assert (frame.loc[out.ids, "city_tier"] == 1).all()
     with_age = frame.loc[out.ids, "age"].mean()
-    blind = expand(lk, frame, seeds, 500, allowed, protected_off=True)
+    blind = expand(lk, snapshot, seeds, 500, allowed, protected_off=True)
     # Young seeds pull a young audience only when age is part of the similarity.
     assert frame.loc[blind.ids, "age"].mean() > with_age
 
 
 @pytest.mark.parametrize("method", ["embedding", "classifier"])
-def test_similarity_is_the_score_the_ranking_used(lk, frame, method):
+def test_similarity_is_the_score_the_ranking_used(lk, frame, snapshot, method):
     """Reported similarity never rises down the ranking, including past the rows the seeds' neighbours reach."""
     seeds = np.flatnonzero((frame["age"] < 25).to_numpy())[:100]
     k = len(frame) // 2  # far past what 100 seeds' neighbour lists cover
-    out = expand(lk, frame, seeds, k, np.ones(len(frame), bool), method=method)
+    out = expand(lk, snapshot, seeds, k, np.ones(len(frame), bool), method=method)
     assert len(out.ids) == k
     assert (np.diff(out.similarity) <= 0).all(), f"{int((np.diff(out.similarity) > 0).sum())} inversions"
     assert out.similarity[0] > out.similarity[-1]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 
-from scoring.snapshot import Snapshot, id_array
+from scoring.artifacts import ArtifactError, file_sha256
+from scoring.snapshot import VALUES_FILE, Snapshot, id_array, write_mapped
+from scoring.spec import FeatureSpec
 
 
 def snapshot(ids: list) -> Snapshot:
     frame = pd.DataFrame({"x": range(len(ids))}, index=pd.Index(ids, name="user_id")).sort_index()
-    return Snapshot("2025-01-01", frame, id_array(frame.index))
+    return Snapshot.of_frame("2025-01-01", frame)
 
 
 def test_whole_number_ids_are_found_and_text_is_not_them():
@@ -36,3 +41,69 @@ def test_one_id_is_located_as_a_batch_is():
         pos, found = s.rows([u, u])
         assert (s.row(u) is not None) == found[0] and (s.row(u) is None or s.row(u) == pos[0])
     assert np.array_equal(id_array(pd.Index([3, 1])), np.array([3, 1]))
+
+
+def _frame(n: int = 50) -> pd.DataFrame:
+    """Ids out of order and every kind of column a snapshot has: ints, floats with gaps, bools, nullable
+    ints, text with gaps."""
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({
+        "gender": pd.array(rng.choice(["f", "m", None], n), dtype="string"),
+        "age": rng.integers(18, 80, n),
+        "credit_line": np.where(rng.random(n) < 0.2, np.nan, rng.gamma(2, 900, n)),
+        "bound_card": rng.random(n) < 0.5,
+        "dpd_now": pd.array(np.where(rng.random(n) < 0.3, None, rng.integers(0, 90, n)), dtype="Int64"),
+        "acquisition_channel": pd.array(rng.choice(["ads", "invite", "organic", None], n), dtype="string"),
+    }, index=pd.Index(rng.permutation(np.arange(n) * 3 + 11), name="user_id"))
+
+
+def _published(tmp_path, frame: pd.DataFrame):
+    frame.to_parquet(tmp_path / "features.parquet", index=True)
+    files = write_mapped(tmp_path / "features.parquet", tmp_path, batch_rows=7)  # batches that do not divide it
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"as_of": "2025-01-01", "rows": len(frame), "sha256": {p.name: file_sha256(p) for p in files}}))
+
+
+def test_mapped_files_hold_what_the_frame_holds_and_are_mapped_not_read(tmp_path):
+    frame = _frame()
+    _published(tmp_path, frame)
+    mapped, direct = Snapshot.load(tmp_path), Snapshot.of_frame("2025-01-01", frame)
+    assert isinstance(mapped.values.base, np.memmap) or not mapped.values.flags.owndata
+    assert np.array_equal(mapped.values, direct.values, equal_nan=True) and np.array_equal(mapped.ids, direct.ids)
+    assert mapped.categories == direct.categories == {"gender": ["f", "m"], "acquisition_channel": ["ads", "invite", "organic"]}
+    back = mapped.frame.loc[frame.index]
+    assert back["acquisition_channel"].tolist() == frame["acquisition_channel"].tolist()
+    assert np.allclose(back["dpd_now"].to_numpy(), frame["dpd_now"].to_numpy(dtype=float, na_value=np.nan), equal_nan=True)
+    assert mapped.column_means[mapped.position["credit_line"]] == pytest.approx(frame["credit_line"].mean())
+
+
+def test_a_flipped_byte_in_the_matrix_is_refused(tmp_path):
+    _published(tmp_path, _frame())
+    path = tmp_path / VALUES_FILE
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=VALUES_FILE):
+        Snapshot.load(tmp_path)
+
+
+@pytest.mark.parametrize("categories", [["ads", "invite", "organic"], ["organic", "ads", "partner"]])
+def test_a_model_reads_its_columns_as_its_spec_would_make_them(categories):
+    """Reordered, a subset, a column the snapshot lacks (NaN), categories in another order or unseen."""
+    frame = _frame()
+    snap = Snapshot.of_frame("2025-01-01", frame)
+    spec = FeatureSpec(numeric=["credit_line", "age", "offer_cost", "dpd_now"],
+                       categorical={"acquisition_channel": categories}, optional=["offer_cost"])
+    rows = snap.features_for(spec)
+    expected = spec.to_matrix(snap.frame.reindex(columns=spec.names))
+    pos = np.array([4, 0, 49, 4])
+    assert np.array_equal(rows.take(pos), expected[pos], equal_nan=True)
+    assert np.array_equal(rows.row(7), expected[7:8], equal_nan=True)
+    assert np.array_equal(np.vstack(list(rows.chunks(size=9))), expected, equal_nan=True)
+
+
+def test_a_model_whose_columns_run_in_the_snapshots_order_reads_a_view_of_one_row():
+    snap = Snapshot.of_frame("2025-01-01", _frame())
+    rows = snap.features_for(FeatureSpec(numeric=["age", "credit_line", "bound_card"]))
+    assert np.shares_memory(rows.row(3), snap.values)
+    assert np.array_equal(rows.take(np.array([3, 1])), snap.values[[3, 1], 1:4])

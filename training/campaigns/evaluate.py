@@ -121,7 +121,7 @@ def _value_per_conversion(settings: Settings, request: PlanRequest, user_ids: np
         return np.full(len(user_ids), request.value_per_conversion)
     snapshot = Snapshot.load(settings.snapshot_dir)
     pos, _ = snapshot.rows(user_ids)
-    return snapshot.frame[USER_VALUE_COLUMN].to_numpy(dtype=float)[pos]
+    return snapshot.at(pos, USER_VALUE_COLUMN)
 
 
 def effects_frame(effects: dict[str, Effect]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from scoring.artifacts import file_sha256
 from scoring.drift import PREVIOUS_PROFILE, snapshot_profile
 from scoring.plan import OPT_OUTS_FILE
 from scoring.settings import Settings
+from scoring.snapshot import write_mapped
 from training.data import warehouse
 from training.data.engine import DuckDBEngine, Engine
 from training.data.schema import DEFAULT_WITHIN_DAYS
@@ -138,10 +139,13 @@ def publish_serving(paths: SnapshotPaths, folder: Path, drift_rows: int) -> None
     for p in (paths.features, paths.opt_outs, paths.manifest):
         if p.exists():
             shutil.copy2(p, folder / p.name)
+    # What the service's workers map: the features as one matrix in id order (scoring.snapshot).
+    extra = write_mapped(folder / paths.features.name, folder)
     if (folder / PREVIOUS_PROFILE).exists():
-        manifest = json.loads((folder / "manifest.json").read_text())
-        manifest["sha256"][PREVIOUS_PROFILE] = file_sha256(folder / PREVIOUS_PROFILE)
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        extra.append(folder / PREVIOUS_PROFILE)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"].update({p.name: file_sha256(p) for p in extra})
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def built(settings: Settings, as_ofs: tuple[date, ...]) -> list[date]:
