@@ -5,17 +5,28 @@
 - duckdb_features_<m>_s / spark_features_<m>_s: `features` on a world of --spark-users (M) users with each
   engine (Spark on OPSCORE_SPARK_MASTER, local[2] by default: one box, so expect it slower);
 - duckdb_score_<m>_s / spark_score_<m>_s: `score --model churn@champion` of that world's serving snapshot,
-  the churn model trained on a small world of the same simulator.
+  the churn model trained on a small world of the same simulator;
+- serve_<n>_pss_gib / serve_<n>_one_worker_pss_gib / serve_<n>_pss_vs_one_worker_ratio / serve_<n>_start_s:
+  the service on the --users world's snapshot (the champions trained on a small world) with two workers and
+  with one: the proportional set size summed over the server's processes (shared pages counted once), after
+  every user has been scored, a lookalike expansion and a plan over the whole base; and the seconds until
+  /readyz with two workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from bench.__main__ import env_for, log, py, timed
+import httpx
+import pyarrow.parquet as pq
+
+from bench.common import GIB, HOST, add_key, env_for, log, py, server_log, timed
+from service.launch import bentoml_serve, free_port, start, stop
 
 TRAIN_USERS = 20_000
 
@@ -55,22 +66,114 @@ def bench_engines(work: Path, users: int, figures: dict) -> None:
         figures[f"{engine}_score_{tag(users)}_s"] = seconds
 
 
+def group_pss_gib(pgid: int) -> float:
+    """Proportional set size summed over a process group: a page shared by k processes counts 1/k in each."""
+    total_kb = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # the fifth field of stat, the third after the name
+                continue
+            for line in (stat.parent / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return total_kb * 1024 / GIB
+
+
+def trained_world(work: Path) -> tuple[Path, dict[str, str]]:
+    """Every champion and the forecast trained on small worlds (not timed): the service is ready only with all."""
+    small, mlruns = work / "served-small", work / "served-mlruns"
+    env = env_for(small, mlruns)
+    if not (mlruns / "all").exists():
+        log(f"all champions trained on {TRAIN_USERS:,} users, the forecast on a 760-day world (not timed)")
+        timed(py("-m", "training", "simulate", "--users", str(TRAIN_USERS)), env)
+        timed(py("-m", "training", "features"), env)
+        timed(py("-m", "training", "train", "all"), env)
+        forecast_env = env_for(work / "forecast", mlruns)
+        timed(py("-m", "training", "simulate", "--users", str(TRAIN_USERS), "--days", "760"), forecast_env)
+        timed(py("-m", "training", "train", "forecast"), forecast_env)
+        (mlruns / "all").touch()
+    return mlruns, env
+
+
+def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
+    big = work / "big"
+    mlruns, _ = trained_world(work)
+    env = env_for(big, mlruns, work / "bentoml")
+    if not (big / "snapshot" / "manifest.json").exists():
+        log(f"simulate + features, {users:,} users (not timed here)")
+        timed(py("-m", "training", "simulate", "--users", str(users)), env)
+        timed(py("-m", "training", "features"), env)
+    log("seeds, lookalike index and import of the champions with the large snapshot (not timed)")
+    timed(py("-m", "training", "seeds"), env)
+    timed(py("-m", "training", "lookalike-index"), env)
+    timed(py("-m", "service", "import-models"), env)
+    key = add_key(env, "bench-scale", "campaign,risk")
+    ids = pq.read_table(big / "snapshot" / "features.parquet", columns=["user_id"]).column(0).to_pylist()
+    send_date = json.loads((big / "snapshot" / "manifest.json").read_text())["as_of"]
+    for workers in (1, 2):
+        shutil.rmtree(big / "derived", ignore_errors=True)  # each server derives its arrays afresh
+        port = free_port()
+        started = time.perf_counter()
+        server = start(bentoml_serve("service.service:Opscore", port, HOST), {**env, "OPSCORE_SERVE_WORKERS": str(workers)},
+                       port, server_log(), timeout=1800, workers=workers)
+        try:
+            ready_s = time.perf_counter() - started
+            touch_every_row(port, key, ids, send_date)
+            pss = group_pss_gib(server.process.pid)
+        finally:
+            stop(server)
+            server.log.unlink(missing_ok=True)
+        log(f"{workers} worker(s): ready in {ready_s:.0f} s, PSS {pss:.2f} GiB after touching every row")
+        if workers == 1:
+            figures[f"serve_{tag(users)}_one_worker_pss_gib"] = pss
+        else:
+            figures[f"serve_{tag(users)}_pss_gib"] = pss
+            figures[f"serve_{tag(users)}_start_s"] = ready_s
+    figures[f"serve_{tag(users)}_pss_vs_one_worker_ratio"] = (figures[f"serve_{tag(users)}_pss_gib"]
+                                                             / figures[f"serve_{tag(users)}_one_worker_pss_gib"])
+
+
+def touch_every_row(port: int, key: str, ids: list, send_date: str) -> None:
+    """Every user scored by each model, a lookalike expansion and a plan over the whole base from each
+    worker (the plan waits for the per-arm table), so that every page the service maps has been read."""
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"http://{HOST}:{port}", headers=auth, timeout=600) as client:
+        for endpoint in ("churn", "abuse", "response", "credit"):
+            for start in range(0, len(ids), 10_000):
+                client.post(f"/v1/{endpoint}/score", json={"user_ids": ids[start:start + 10_000]}).raise_for_status()
+        client.post("/v1/lookalike", json={"seed_user_ids": ids[:1000], "k": 50_000}).raise_for_status()
+        body = {"audience": {"all": True}, "send_date": send_date, "budget": 20_000.0, "holdout_share": 0.0}
+        for _ in range(4):
+            while (r := client.post("/v1/campaigns/plan", json=body)).status_code == 503:
+                time.sleep(float(r.headers.get("Retry-After", "5")))
+            r.raise_for_status()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=10_000_000, help="users simulated + featurised (default 10M)")
     parser.add_argument("--spark-users", type=int, default=1_000_000,
                         help="users of the world both engines featurise and score (default 1M)")
-    parser.add_argument("--parts", default="sim,engines", help="comma-separated subset to run")
+    parser.add_argument("--parts", default="sim,engines,serve", help="comma-separated subset to run: sim, engines, "
+                        "serve (the --users world served with one and two workers)")
+    parser.add_argument("--work", type=Path, help="keep the worlds in this folder (default: a temporary one, removed)")
     parser.add_argument("--out", default="bench-results.json", help="figures are added to this file")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="opscore-bench-scale-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         if "sim" in parts:
-            bench_simulate_features(Path(tmp), args.users, figures)
+            bench_simulate_features(work, args.users, figures)
         if "engines" in parts:
-            bench_engines(Path(tmp), args.spark_users, figures)
+            bench_engines(work, args.spark_users, figures)
+        if "serve" in parts:
+            bench_serve_memory(work, args.users, figures)
     out = Path(args.out)
     merged = {**(json.loads(out.read_text()) if out.exists() else {}), **{k: round(v, 4) for k, v in figures.items()}}
     out.write_text(json.dumps(merged, indent=2) + "\n")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from scoring.arms import ARMS, CONTACT_CHANNELS, Arm
 from scoring.artifacts import ArtifactError, file_sha256
+from scoring.derived import derived
 from scoring.optimise import NONE
 from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign, Planned,
                           alike, arm_probabilities, plan, summary)
@@ -79,21 +80,32 @@ class Planning:
 
 
 def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dict, object, FeatureRows]],
-                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = ARMS) -> Planning:
+                   abuse: np.ndarray | None = None, arms: tuple[Arm, ...] = ARMS, cache: Path | None = None) -> Planning:
     """Planning over a snapshot from the champions, each as (identity, scorer, how it reads the
-    snapshot): the response model's probabilities for every user under each of `arms`, computed once."""
+    snapshot): the response model's probabilities for every user under each of `arms`, computed once,
+    and with `cache` once for every process that plans over the same snapshot and models (scoring.derived)."""
     if "response" not in models:
         raise PlanError(503, "models", "campaign plans need the response model")
-    _, scorer, rows = models["response"]
+    scorer, rows = models["response"][1:]
     grid, where = scorer.segments, grid_columns(scorer.spec.names)
     if grid is None or where is None:
         raise PlanError(503, "models", "campaign plans need the response model's segment grid")
-    parts = [arm_probabilities(scorer, X, arms) for X in rows.chunks()]
-    p_control, p_arm = (np.concatenate(p) for p in zip(*parts))
-    segments = rows.map(lambda X: grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]])).astype(str)
+
+    def per_user() -> dict[str, np.ndarray]:
+        parts = [arm_probabilities(scorer, X, arms) for X in rows.chunks()]
+        p_control, p_arm = (np.concatenate(p) for p in zip(*parts))
+        out = {"p_control": p_control, "p_arm_t": np.ascontiguousarray(p_arm.T),  # arm-major: ArmTable reads arm by arm
+               "segments": rows.map(lambda X: grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]])).astype(str)}
+        if "credit" in models:
+            out["credit"] = models["credit"][2].map(models["credit"][1].predict)
+        return out
+
+    key = {"of": "planning", "snapshot": snapshot.sha256, "arms": [a.id for a in arms],
+           **{e: models[e][0]["run_id"] for e in ("response", "credit") if e in models}}
+    arrays = derived(cache, key, per_user) if cache is not None and snapshot.sha256 else per_user()
+    p_control, p_arm, segments, credit = arrays["p_control"], arrays["p_arm_t"].T, arrays["segments"], arrays.get("credit")
     if abuse is None and "abuse" in models:
         abuse = models["abuse"][2].map(models["abuse"][1].predict)
-    credit = models["credit"][2].map(models["credit"][1].predict) if "credit" in models else None
     manifest = json.loads((folder / "manifest.json").read_text())
     provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
                   "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         return self.data_dir / "truth"
 
     @property
+    def derived_dir(self) -> Path:
+        """Arrays derived from the serving snapshot and the champions, shared by the workers (scoring/derived.py)."""
+        return self.data_dir / "derived"
+
+    @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
 

@@ -124,6 +124,7 @@ class Snapshot:
     ids: np.ndarray = field(repr=False)
     columns: list[str]
     categories: dict[str, list[str]]
+    sha256: str = ""  # of the matrix file it was mapped from (empty: built in memory)
     _columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -140,7 +141,9 @@ class Snapshot:
         manifest = json.loads((folder / "manifest.json").read_text())
         digests = manifest["sha256"]
         if not all(name in digests for name in MAPPED_FILES):
-            return cls.of_frame(manifest["as_of"], pd.read_parquet(_verified(folder, "features.parquet", digests)))
+            snapshot = cls.of_frame(manifest["as_of"], pd.read_parquet(_verified(folder, "features.parquet", digests)))
+            snapshot.sha256 = digests["features.parquet"]
+            return snapshot
         for name in MAPPED_FILES:
             _verified(folder, name, digests)
         meta = json.loads((folder / COLUMNS_FILE).read_text())
@@ -149,7 +152,7 @@ class Snapshot:
         ids = np.load(folder / IDS_FILE, mmap_mode="r").view(np.ndarray)
         if values.shape != (len(ids), len(meta["columns"])):
             raise ArtifactError("feature snapshot files disagree on their shape")
-        return cls(manifest["as_of"], values, ids, meta["columns"], meta["categories"])
+        return cls(manifest["as_of"], values, ids, meta["columns"], meta["categories"], digests[VALUES_FILE])
 
     @cached_property
     def position(self) -> dict[str, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from scoring.settings import get_settings
 
 SERVICE_CONFIG = {
-    # Worker processes; each holds its own copy of the models and the snapshot.
+    # Worker processes; each holds its own models, and maps the one copy of the snapshot and its derived arrays.
     "workers": get_settings().serve_workers,
     "traffic": {"timeout": 60},
     # The audit log already records every call (without personal data); BentoML's access log

@@ -17,6 +17,7 @@ from scoring.answer import Layout, out_of_population
 from scoring.answer_json import score_json
 from scoring.artifacts import verify_folder
 from scoring.campaign import Planning, build_planning
+from scoring.derived import derived
 from scoring.drift import read_previous, report, sample_frame
 from scoring.lookalike import Lookalike
 from scoring.population import Population
@@ -26,7 +27,7 @@ from scoring.segments import LIFECYCLE, LIFECYCLE_COLUMNS, stage_index
 from scoring.snapshot import Snapshot
 from scoring.spec import numbers
 from service.audiences import load_lookalike
-from service.audit import PseudonymTable
+from service.audit import PseudonymTable, secret_tag, table
 from service.requests import RequestError
 from service.served import NotReady, Preparing, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
@@ -65,14 +66,33 @@ class Worker:
         for name, ref in table_refs.items():
             w._load_table_model(name, ref)
         if w.snapshot is not None:
-            w.pseudonyms = PseudonymTable(settings.audit_secret.get_secret_value().encode(), w.snapshot.ids)
+            w._guard("pseudonyms", w._load_pseudonyms)
             w._load_lookalike()
             w._guard("seeds", w._verify_seeds)
             if "abuse" in w.models:
-                w.abuse_scores = w.models["abuse"].predict_all()
+                w._guard("abuse scores", w._score_abuse)
             w._guard("drift", w._measure_drift)
         w.answer_tail = b'],"snapshot_as_of":' + orjson.dumps(w.snapshot.as_of if w.snapshot else None) + b"}"
         return w
+
+    def _load_pseudonyms(self) -> None:
+        """Every snapshot user's pseudonym for the audit log (seconds of hashing at 1M users): shared by the workers."""
+        secret, ids = self.settings.audit_secret.get_secret_value().encode(), self.snapshot.ids
+        hexes = None
+        if self.snapshot.sha256:
+            key = {"of": "pseudonyms", "snapshot": self.snapshot.sha256, "secret": secret_tag(secret)}
+            hexes = derived(self.settings.derived_dir, key, lambda: {"hex": table(secret, ids)})["hex"]
+        self.pseudonyms = PseudonymTable(secret, ids, hexes)
+
+    def _score_abuse(self) -> None:
+        """Every user's abuse score, which lookalike filters and plan exclusions read: shared by the
+        workers (scoring.derived)."""
+        model = self.models["abuse"]
+        key = {"of": "abuse", "snapshot": self.snapshot.sha256, "run_id": model.run_id}
+        if not self.snapshot.sha256:  # a snapshot read into memory: nothing to share it with
+            self.abuse_scores = model.predict_all()
+            return
+        self.abuse_scores = derived(self.settings.derived_dir, key, lambda: {"score": model.predict_all()})["score"]
 
     def _guard(self, what: str, load) -> None:
         try:
@@ -126,7 +146,8 @@ class Worker:
 
         def load() -> None:
             models = {e: (m.identity, m.scorer, m.features) for e, m in self.models.items()}
-            self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores)
+            self.planning = build_planning(self.snapshot, self.snapshot_path, models, self.abuse_scores,
+                                           cache=self.settings.derived_dir)
 
         def run() -> None:
             self._guard("campaigns", load)
