@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from scoring.artifacts import ArtifactError, file_sha256
 from scoring.spec import FeatureSpec, numbers
 from scoring.thresholds import SORTED_SEARCH_IDS
+from scoring.vocabulary import NOT_FEATURES
 
 VALUES_FILE, IDS_FILE, COLUMNS_FILE = "snapshot-values.npy", "snapshot-ids.npy", "snapshot-columns.json"
 MAPPED_FILES = (VALUES_FILE, IDS_FILE, COLUMNS_FILE)
@@ -132,6 +133,7 @@ class Snapshot:
         """From a frame indexed by user_id (any order)."""
         frame = frame.sort_index()
         categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in frame.columns if _is_text(frame[c])}
+        frame = frame[matrix_order(list(frame.columns), set(categories))]
         return cls(as_of, _encode(frame, categories), id_array(frame.index), list(frame.columns), categories)
 
     @classmethod
@@ -242,6 +244,15 @@ class Snapshot:
         return pos if found else None
 
 
+def matrix_order(columns: list[str], text: set[str]) -> list[str]:
+    """The matrix's column order: the features' numbers, then their text, then what no model reads. It is
+    the order a model fitted on the whole snapshot takes them in (scoring.spec.FeatureSpec.fit), so such a
+    model's columns are one run of the matrix's, and one user's row a view of it."""
+    features = [c for c in columns if c not in NOT_FEATURES]
+    return ([c for c in features if c not in text] + [c for c in features if c in text]
+            + [c for c in columns if c in NOT_FEATURES])
+
+
 def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
     """A frame's rows as the snapshot's float64 matrix: numbers as numbers, text as codes (NaN: missing)."""
     values = np.empty((len(frame), frame.shape[1]), dtype=np.float64)
@@ -259,8 +270,8 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
     """The mapped files of a feature snapshot's Parquet (user_id and the features), written a batch of
     rows at a time into the file itself: a 10M-user snapshot as a frame would be its size again in memory."""
     pf = pq.ParquetFile(parquet)
-    columns = [c for c in pf.schema_arrow.names if c != "user_id"]
-    text = [c for c in columns if not _arrow_number(pf.schema_arrow.field(c).type)]
+    text = [c for c in pf.schema_arrow.names if c != "user_id" and not _arrow_number(pf.schema_arrow.field(c).type)]
+    columns = matrix_order([c for c in pf.schema_arrow.names if c != "user_id"], set(text))
     categories = {c: sorted(str(v) for v in pc.unique(pf.read(columns=[c]).column(0)).drop_null().to_pylist())
                   for c in text}
     ids = id_array(pf.read(columns=["user_id"]).column(0).to_numpy(zero_copy_only=False))

@@ -102,8 +102,12 @@ def test_a_model_reads_its_columns_as_its_spec_would_make_them(categories):
     assert np.array_equal(np.vstack(list(rows.chunks(size=9))), expected, equal_nan=True)
 
 
-def test_a_model_whose_columns_run_in_the_snapshots_order_reads_a_view_of_one_row():
-    snap = Snapshot.of_frame("2025-01-01", _frame())
-    rows = snap.features_for(FeatureSpec(numeric=["age", "credit_line", "bound_card"]))
+def test_a_model_fitted_on_the_snapshots_columns_reads_a_view_of_one_row():
+    frame = _frame()
+    snap = Snapshot.of_frame("2025-01-01", frame)
+    spec = FeatureSpec.fit(frame)  # numbers, then text, in the frame's order; gender is no feature
+    rows = snap.features_for(spec)
     assert np.shares_memory(rows.row(3), snap.values)
-    assert np.array_equal(rows.take(np.array([3, 1])), snap.values[[3, 1], 1:4])
+    expected = spec.to_matrix(snap.frame)
+    assert np.array_equal(rows.take(np.array([3, 1])), expected[[3, 1]], equal_nan=True)
+    assert np.array_equal(rows.row(3), expected[3:4], equal_nan=True)
