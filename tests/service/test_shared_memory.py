@@ -45,7 +45,8 @@ def workers_mapping(server, name: str) -> int:
     count = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != server.process.pid:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the name: state, then ppid
+            if ppid != server.process.pid:
                 continue
             count += any(line.rstrip().endswith(name) for line in (stat.parent / "maps").read_text().splitlines())
         except (OSError, ValueError, IndexError):
