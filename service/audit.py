@@ -42,25 +42,26 @@ class PseudonymTable:
         self.secret = secret
         self._hex = table(secret, sorted_ids) if hexes is None else hexes
 
-    def at(self, rows: np.ndarray) -> orjson.Fragment:
-        """The pseudonyms of snapshot rows, as the JSON array the audit record embeds."""
-        return self._fragment(self._hex[rows].tolist())
+    def at(self, rows: np.ndarray) -> bytes:
+        """The pseudonyms of snapshot rows, as the JSON array the audit record embeds (bytes rather than an
+        orjson Fragment: it crosses back from a batch process, and a Fragment does not pickle)."""
+        return self._json_array(self._hex[rows].tolist())
 
-    def at_row(self, row: int) -> orjson.Fragment:
+    def at_row(self, row: int) -> bytes:
         """`at` of one row."""
-        return self._fragment([self._hex[row]])
+        return self._json_array([self._hex[row]])
 
-    def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> orjson.Fragment:
+    def of(self, user_ids: list[int], rows: np.ndarray, found: np.ndarray) -> bytes:
         """The pseudonyms of requested ids, in order; ids not in the snapshot are hashed here."""
         hexes = self._hex[rows].tolist()
         unknown = np.flatnonzero(~found).tolist()
         for i, h in zip(unknown, pseudonyms(self.secret, [user_ids[i] for i in unknown])):
             hexes[i] = h.encode()
-        return self._fragment(hexes)
+        return self._json_array(hexes)
 
     @staticmethod
-    def _fragment(hexes: list[bytes]) -> orjson.Fragment:
-        return orjson.Fragment(b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]")
+    def _json_array(hexes: list[bytes]) -> bytes:
+        return b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]"
 
 
 def table(secret: bytes, sorted_ids: np.ndarray) -> np.ndarray:
@@ -159,7 +160,7 @@ class AuditLog:
         is kept up to AUDIT_PATH_CHARS."""
         detail = dict(detail or {})
         ids = detail.pop("user_ids", [])
-        # Callers holding a PseudonymTable pass the pseudonyms ready-made (an orjson Fragment).
+        # Callers holding a PseudonymTable pass the pseudonyms ready-made (a JSON array's bytes).
         hmacs = detail.pop("user_hmacs", None)
         record = {
             "time": self._utc_now(),
@@ -171,7 +172,7 @@ class AuditLog:
             "elapsed_ms": round(elapsed_ms, 2),
             "n_users": detail.pop("n_users", len(ids)),
             "models": detail.pop("models", {}),
-            "user_hmacs": pseudonyms(self.secret, ids) if hmacs is None else hmacs,
+            "user_hmacs": pseudonyms(self.secret, ids) if hmacs is None else orjson.Fragment(hmacs),
             **detail,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)

@@ -73,8 +73,10 @@ def _serve(target: Forkable, conn: Connection, others: list[Connection], nice: i
             reply = (False, e)
         try:
             conn.send(reply)
-        except Exception:  # noqa: BLE001 - an exception pickle cannot carry goes back by name and message
-            conn.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+        except Exception:  # noqa: BLE001 - what pickle cannot carry goes back by its type's name only
+            # (never its text: an answer or a message may hold ids or values)
+            what = "answer" if reply[0] else "error"
+            conn.send((False, RuntimeError(f"a batch process's {what} ({type(reply[1]).__name__}) does not pickle")))
 
 
 class BatchProcesses:

@@ -51,6 +51,9 @@ class _Target:
     def refuse(self) -> None:
         raise RequestError(400, "user_ids", "user_ids: not these")
 
+    def unpicklable(self) -> object:
+        return lambda: "user 10000042"
+
 
 def test_large_calls_run_in_a_forked_child_at_the_lanes_priority_and_small_ones_inline():
     target = _Target()
@@ -66,6 +69,9 @@ def test_large_calls_run_in_a_forked_child_at_the_lanes_priority_and_small_ones_
     with pytest.raises(RequestError) as refused:  # the worker's refusals cross back as themselves
         lane.processes.call(target.refuse)
     assert (refused.value.status, refused.value.field, str(refused.value)) == (400, "user_ids", "user_ids: not these")
+    with pytest.raises(RuntimeError) as lost:  # named by its type, never by its text
+        lane.processes.call(target.unpicklable)
+    assert "function" in str(lost.value) and "10000042" not in str(lost.value)
 
 
 def test_a_batch_process_killed_leaves_its_calls_answered_on_the_thread(caplog):
@@ -81,10 +87,12 @@ def test_a_batch_process_killed_leaves_its_calls_answered_on_the_thread(caplog):
 
 @pytest.fixture(scope="module")
 def narrow_server(all_champions, broken_home, tmp_path_factory):
-    """One worker whose lane runs one large call and lets none wait. On a copy of the store: a server
-    stopping clears the metrics folder it shares with any other server on the same BENTOML_HOME."""
+    """One worker whose lane runs one large call, in a batch process, and lets none wait. On a copy of the
+    store: a server stopping clears the metrics folder it shares with any other server on the same
+    BENTOML_HOME."""
     s = start_server(all_champions, broken_home("narrow"), tmp_path_factory.mktemp("narrow") / "serve.log",
-                     extra_env={"OPSCORE_SERVE_WORKERS": "1", "OPSCORE_BATCH_QUEUE": "0"})
+                     extra_env={"OPSCORE_SERVE_WORKERS": "1", "OPSCORE_BATCH_QUEUE": "0",
+                                "OPSCORE_BATCH_PROCESSES": "true"})
     yield s
     stop_server(s)
 
@@ -107,3 +115,5 @@ def test_batches_past_the_lane_get_429_while_single_users_are_answered(narrow_se
     assert refused and any(r.status_code == 200 for r in batches)
     assert all(int(r.headers["Retry-After"]) >= 1 and "batch lane" in r.json()["error"] for r in refused)
     assert [r.status_code for r in singles] == [200] * 6, "single users never wait on the lane"
+    answered = next(r for r in batches if r.status_code == 200).json()["results"]
+    assert answered[:6] == [r.json()["results"][0] for r in singles], "a batch process answers as the worker does"
