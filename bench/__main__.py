@@ -158,9 +158,10 @@ def _ids(large: Path, n: int, seed: int = 0, churn_scores: bool = True) -> list[
     return np.random.default_rng(seed).choice(ids, n, replace=False).tolist()
 
 
-def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float) -> None:
+def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: float,
+                serve_env: dict[str, str] | None = None) -> None:
     home = work / "bentoml"
-    env = env_for(large, mlruns, home)
+    env = {**env_for(large, mlruns, home), **(serve_env or {})}
     log("import champions (trained on the training set) with the large snapshot")
     timed(py("-m", "service", "import-models", "--allow-missing"), env)
     key = add_key(env, "bench", "campaign,risk")
@@ -342,8 +343,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument("--work", type=Path, help="keep the worlds in this folder (default: a temporary one, removed); "
                         "worlds it already holds are reused, not rebuilt or timed, so one part can be run again")
+    parser.add_argument("--serve-env", action="append", default=[], metavar="OPSCORE_NAME=VALUE",
+                        help="a setting of the services the serve part starts (repeatable), e.g. "
+                             "OPSCORE_BATCH_PROCESSES=true, to compare configurations run by run")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    serve_env = {}
+    for item in args.serve_env:
+        name, eq, value = item.partition("=")
+        if not (eq and name.startswith("OPSCORE_")):
+            parser.error(f"--serve-env takes OPSCORE_NAME=VALUE settings, not {item!r}")
+        serve_env[name] = value
     figures: dict[str, float] = {}
     with ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opscore-bench-")))
@@ -359,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         if "lookalike" in parts or "serve" in parts:
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:
-            bench_serve(large, mlruns, work, figures, args.seconds)
+            bench_serve(large, mlruns, work, figures, args.seconds, serve_env)
         if "plan" in parts:
             bench_plan(large, mlruns, work, figures)
         if "report" in parts:

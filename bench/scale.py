@@ -26,7 +26,7 @@ import httpx
 import pyarrow.parquet as pq
 
 from bench.common import GIB, HOST, add_key, env_for, log, py, server_log, timed
-from service.launch import bentoml_serve, free_port, start, stop
+from service.launch import bentoml_serve, descendants, free_port, start, stop
 
 TRAIN_USERS = 20_000
 
@@ -66,15 +66,13 @@ def bench_engines(work: Path, users: int, figures: dict) -> None:
         figures[f"{engine}_score_{tag(users)}_s"] = seconds
 
 
-def group_pss_gib(pgid: int) -> float:
-    """Proportional set size summed over a process group: a page shared by k processes counts 1/k in each."""
+def tree_pss_gib(pid: int) -> float:
+    """Proportional set size summed over a process and those below it: a page shared by k processes
+    counts 1/k in each."""
     total_kb = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for p in descendants(pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:  # the fifth field of stat, the third after the name
-                continue
-            for line in (stat.parent / "smaps_rollup").read_text().splitlines():
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     total_kb += int(line.split()[1])
         except (OSError, ValueError, IndexError):
@@ -122,7 +120,7 @@ def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
         try:
             ready_s = time.perf_counter() - started
             touch_every_row(port, key, ids, send_date)
-            pss = group_pss_gib(server.process.pid)
+            pss = tree_pss_gib(server.process.pid)
         finally:
             stop(server)
             server.log.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import httpx
 
 from scoring.artifacts import file_sha256
 from scoring.snapshot import VALUES_FILE
+from service.launch import descendants
 from tests.service.conftest import start_server, stop_server
 
 SEND = (date.today() + timedelta(days=3)).isoformat()
@@ -43,13 +44,10 @@ def entries(folder: Path) -> dict[str, dict[str, int]]:
 def workers_mapping(server, name: str) -> int:
     """How many of the server's processes have a file of this name mapped."""
     count = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in descendants(server.process.pid):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the name: state, then ppid
-            if ppid != server.process.pid:
-                continue
-            count += any(line.rstrip().endswith(name) for line in (stat.parent / "maps").read_text().splitlines())
-        except (OSError, ValueError, IndexError):
+            count += any(line.rstrip().endswith(name) for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
+        except OSError:
             continue
     return count
 
