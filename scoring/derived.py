@@ -26,10 +26,13 @@ from scoring.artifacts import ArtifactError, file_sha256
 
 log = logging.getLogger(__name__)
 MANIFEST = "derived.json"
+# Part of every entry's name: raise it when what a build computes changes (segments, per-arm probabilities,
+# scores), so that a server with the new code on the same snapshot and models does not map the old arrays.
+VERSION = 2
 
 
 def entry_name(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps({**key, "derived_version": VERSION}, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def derived(folder: Path, key: dict, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ worker count. Each model reads its columns of it through `FeatureRows`, not thro
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -280,7 +281,10 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
     rank = None if in_order else np.empty(len(ids), dtype=np.intp)
     if rank is not None:
         rank[order] = np.arange(len(ids))
-    values = np.lib.format.open_memmap(folder / VALUES_FILE, mode="w+", dtype=np.float64, shape=(len(ids), len(columns)))
+    # Each file is written under a temporary name and renamed over the old one: a process that has the
+    # old files mapped (an offline plan, the monitor) keeps reading them whole instead of a truncated file.
+    partial = {name: folder / f".{name}.{os.getpid()}" for name in MAPPED_FILES}
+    values = np.lib.format.open_memmap(partial[VALUES_FILE], mode="w+", dtype=np.float64, shape=(len(ids), len(columns)))
     start = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
         block = _encode(batch.to_pandas(), categories)
@@ -289,8 +293,11 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
         start += len(block)
     values.flush()
     del values
-    np.save(folder / IDS_FILE, ids[order])
-    (folder / COLUMNS_FILE).write_text(json.dumps({"columns": columns, "categories": categories, "index": "user_id"}))
+    with open(partial[IDS_FILE], "wb") as f:
+        np.save(f, ids[order])
+    partial[COLUMNS_FILE].write_text(json.dumps({"columns": columns, "categories": categories, "index": "user_id"}))
+    for name, path in partial.items():
+        os.replace(path, folder / name)
     return [folder / name for name in MAPPED_FILES]
 
 

@@ -38,9 +38,9 @@ class PseudonymTable:
     """Every snapshot user's pseudonym, computed once at start-up (~2 µs a user). A 10,000-id call
     then looks its pseudonyms up instead of hashing them one by one, which took a third of its time."""
 
-    def __init__(self, secret: bytes, sorted_ids: np.ndarray, hexes: np.ndarray | None = None):
+    def __init__(self, secret: bytes, sorted_ids: np.ndarray):
         self.secret = secret
-        self._hex = table(secret, sorted_ids) if hexes is None else hexes
+        self._hex = np.array([h.encode() for h in pseudonyms(secret, sorted_ids.tolist())], dtype="S24")
 
     def at(self, rows: np.ndarray) -> bytes:
         """The pseudonyms of snapshot rows, as the JSON array the audit record embeds (bytes rather than an
@@ -62,16 +62,6 @@ class PseudonymTable:
     @staticmethod
     def _json_array(hexes: list[bytes]) -> bytes:
         return b'["' + b'","'.join(hexes) + b'"]' if hexes else b"[]"
-
-
-def table(secret: bytes, sorted_ids: np.ndarray) -> np.ndarray:
-    """Every id's pseudonym, in the ids' order, as 24-byte hex."""
-    return np.array([h.encode() for h in pseudonyms(secret, sorted_ids.tolist())], dtype="S24")
-
-
-def secret_tag(secret: bytes) -> str:
-    """Names which secret a table of pseudonyms was made with, without saying anything of it."""
-    return pseudonym(secret, "opscore: which secret")
 
 
 def bounded(path: str) -> str:

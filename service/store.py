@@ -39,8 +39,9 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
     manifest = json.loads((settings.snapshot_dir / "manifest.json").read_text())
     with bentoml.models.create(SNAPSHOT_MODEL, labels={"as_of": manifest["as_of"]},
                                metadata={"rows": manifest["rows"]}) as model:
-        # Workers map the snapshot's matrix; its Parquet is copied only for a snapshot built before it had one.
-        mapped = all((settings.snapshot_dir / name).exists() for name in MAPPED_FILES)
+        # Workers map the snapshot's matrix; its Parquet is copied only for a snapshot whose manifest has
+        # no checksums of the matrix (built before it had one, or its writing failed): as Snapshot.load decides.
+        mapped = all(name in manifest["sha256"] for name in MAPPED_FILES)
         for name in ("manifest.json", OPT_OUTS_FILE, *(MAPPED_FILES if mapped else ("features.parquet",))):
             if (settings.snapshot_dir / name).exists():  # opt-outs: snapshots built before they were carried lack them
                 shutil.copy2(settings.snapshot_dir / name, model.path_of(name))

@@ -27,7 +27,7 @@ from scoring.segments import LIFECYCLE, LIFECYCLE_COLUMNS, stage_index
 from scoring.snapshot import Snapshot
 from scoring.spec import numbers
 from service.audiences import load_lookalike
-from service.audit import PseudonymTable, secret_tag, table
+from service.audit import PseudonymTable
 from service.requests import RequestError
 from service.served import NotReady, Preparing, ServedForecast, ServedModel, load_served_forecast, load_served_model
 from service.tables import table_rows
@@ -76,13 +76,9 @@ class Worker:
         return w
 
     def _load_pseudonyms(self) -> None:
-        """Every snapshot user's pseudonym for the audit log (seconds of hashing at 1M users): shared by the workers."""
-        secret, ids = self.settings.audit_secret.get_secret_value().encode(), self.snapshot.ids
-        hexes = None
-        if self.snapshot.sha256:
-            key = {"of": "pseudonyms", "snapshot": self.snapshot.sha256, "secret": secret_tag(secret)}
-            hexes = derived(self.settings.derived_dir, key, lambda: {"hex": table(secret, ids)})["hex"]
-        self.pseudonyms = PseudonymTable(secret, ids, hexes)
+        """Every snapshot user's pseudonym for the audit log (about 2 s of hashing at 1M users), held in this
+        worker's memory only: written beside the snapshot's ids, the table would undo the secret."""
+        self.pseudonyms = PseudonymTable(self.settings.audit_secret.get_secret_value().encode(), self.snapshot.ids)
 
     def _score_abuse(self) -> None:
         """Every user's abuse score, which lookalike filters and plan exclusions read: shared by the

@@ -87,6 +87,16 @@ def test_a_flipped_byte_in_the_matrix_is_refused(tmp_path):
         Snapshot.load(tmp_path)
 
 
+def test_a_new_snapshot_replaces_the_files_and_a_process_mapping_the_old_ones_reads_them_whole(tmp_path):
+    _published(tmp_path, _frame())
+    old = Snapshot.load(tmp_path)
+    before = old.values.copy()
+    _published(tmp_path, _frame(20))  # fewer rows: written in place, the old map would run past the file's end
+    assert np.array_equal(old.values, before, equal_nan=True)
+    assert len(Snapshot.load(tmp_path).ids) == 20
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no temporary file left"
+
+
 @pytest.mark.parametrize("categories", [["ads", "invite", "organic"], ["organic", "ads", "partner"]])
 def test_a_model_reads_its_columns_as_its_spec_would_make_them(categories):
     """Reordered, a subset, a column the snapshot lacks (NaN), categories in another order or unseen."""
