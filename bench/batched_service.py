@@ -34,7 +34,7 @@ class Batched:
     @bentoml.api(route=SCOPES.require("/v1/churn/score", "campaign"), batchable=True, max_batch_size=64, max_latency_ms=1000)
     def churn(self, user_ids: list[int]) -> list[dict]:
         pos, found = self.snapshot.rows(user_ids)
-        answers = rows(self.model.layout, self.model.matrix[pos], 3, user_ids=user_ids)
+        answers = rows(self.model.layout, self.model.features.take(pos), 3, user_ids=user_ids)
         for uid, ok, row in zip(user_ids, found.tolist(), answers):
             if not ok:
                 row.clear()

@@ -35,8 +35,14 @@ def server_env(settings: Settings, bentoml_home: Path) -> dict[str, str]:
 
 def start_server(settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True,
                  extra_env: dict[str, str] | None = None) -> Server:
+    return start_server_of("service.service:Opscore", settings, bentoml_home, log, wait_ready, extra_env)
+
+
+def start_server_of(target: str, settings: Settings, bentoml_home: Path, log: Path, wait_ready: bool = True,
+                    extra_env: dict[str, str] | None = None) -> Server:
+    """`target` (a BentoML service) served over the session's store and world."""
     port = free_port()
-    return start(bentoml_serve("service.service:Opscore", port), {**server_env(settings, bentoml_home), **(extra_env or {})},
+    return start(bentoml_serve(target, port), {**server_env(settings, bentoml_home), **(extra_env or {})},
                  port, log, wait_ready=wait_ready)
 
 
