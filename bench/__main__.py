@@ -172,16 +172,7 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
         log(f"starting {', '.join(SINGLE_USER_TARGETS.values())}")
         ports = {name: servers.enter_context(serving(target, env)) for name, target in SINGLE_USER_TARGETS.items()}
         warm_planning(ports["serve"], key, large)
-        # Interleaved rounds: the shared machine's background load, which moves by tens of percent
-        # within a minute, falls on every server alike instead of on whichever ran last.
-        results = compare({name: Target(HOST, port, [build_request(HOST, port, "/v1/churn/score", b, auth) for b in singles])
-                           for name, port in ports.items()}, concurrency=8, seconds=seconds)
-        for name, r in results.items():
-            figures.update({f"{name}_single_rps": r.rps, f"{name}_single_p50_ms": r.pct(50),
-                            f"{name}_single_p99_ms": r.pct(99), f"{name}_single_errors": float(r.errors)})
-            log(f"{SINGLE_USER_TARGETS[name]} single user: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
-        figures["serve_single_rps_vs_bare_ratio"] = results["serve"].rps / results["bare"].rps
-        figures["serve_single_rps_vs_bare_dict_ratio"] = results["serve"].rps / results["bare_dict"].rps
+        bench_single_users(ports, singles, auth, seconds, figures)
 
         port = ports["serve"]
         batch = json.dumps({"user_ids": _ids(large, 10_000, seed=1)}).encode()
@@ -219,6 +210,20 @@ def bench_serve(large: Path, mlruns: Path, work: Path, figures: dict, seconds: f
     finally:
         stop(proc)
         proc.log.unlink(missing_ok=True)
+
+
+def bench_single_users(ports: dict[str, int], singles: list[bytes], auth: dict, seconds: float, figures: dict) -> None:
+    """Single-user calls to every target at 8 clients. Interleaved rounds: the shared machine's background
+    load, which moves by tens of percent within a minute, falls on every server alike instead of on
+    whichever ran last."""
+    results = compare({name: Target(HOST, port, [build_request(HOST, port, "/v1/churn/score", b, auth) for b in singles])
+                       for name, port in ports.items()}, concurrency=8, seconds=seconds)
+    for name, r in results.items():
+        figures.update({f"{name}_single_rps": r.rps, f"{name}_single_p50_ms": r.pct(50),
+                        f"{name}_single_p99_ms": r.pct(99), f"{name}_single_errors": float(r.errors)})
+        log(f"{SINGLE_USER_TARGETS[name]} single user: {r.rps:.0f} req/s, p99 {r.pct(99):.1f} ms, {r.errors} errors")
+    figures["serve_single_rps_vs_bare_ratio"] = results["serve"].rps / results["bare"].rps
+    figures["serve_single_rps_vs_bare_dict_ratio"] = results["serve"].rps / results["bare_dict"].rps
 
 
 def bench_mixed(ports: dict[str, int], singles: list[bytes], batch: bytes, auth: dict, seconds: float,

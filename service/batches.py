@@ -1,9 +1,9 @@
 """The batch lane: large calls run beside single-user traffic without starving it.
 
 A risk engine deciding a loan waits on a one-user call; a campaign system's 10,000-user batch can
-wait. So in each worker large scoring calls run in child processes of their own at a lower CPU
-priority: a batch holds no interpreter lock the event loop needs, and the kernel's scheduler
-preempts it whenever a single user's call is ready. The children are forked once the worker has
+wait. So in each worker large scoring calls run in child processes of their own under the idle
+scheduling policy: a batch holds no interpreter lock the event loop needs, and the kernel preempts
+it whenever a single user's call is ready. The children are forked once the worker has
 loaded, so they share its pages (copy on write) instead of loading a copy. Calls that need what the
 worker computes later (plans, lookalike) run on the lane's threads, at the same low priority.
 A bounded number of large calls may wait; past that a call is refused at once with 429 and a
@@ -53,6 +53,18 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
+def _idle_policy() -> None:
+    # A nice value only weighs the scheduler's shares: a single user's call waking up could still wait
+    # a slice behind a batch. Under SCHED_IDLE the kernel preempts the batch as soon as any other task
+    # is ready to run. Only for a batch process: a thread of the worker would hold the interpreter lock
+    # while it waits for a CPU, and the event loop would wait behind it.
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:  # a kernel or container that refuses it: the nice value stays
+            pass
+
+
 def _serve(target: Forkable, conn: Connection, others: list[Connection], nice: int) -> None:
     """A child's loop: (method name, args) in, (True, result) or (False, exception) out, until the
     worker closes its end."""
@@ -61,6 +73,7 @@ def _serve(target: Forkable, conn: Connection, others: list[Connection], nice: i
     for other in others:  # the worker's ends of earlier children's pipes: theirs to close, not ours
         other.close()
     _lower_priority(nice)
+    _idle_policy()  # threads it starts later (LightGBM's OpenMP team) inherit it
     target.forked()
     while True:
         try:

@@ -48,6 +48,9 @@ class _Target:
     def where(self, x: int) -> tuple[int, int, int, int]:
         return os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), self.threads, 2 * x
 
+    def policy(self) -> int:
+        return os.sched_getscheduler(0)
+
     def refuse(self) -> None:
         raise RequestError(400, "user_ids", "user_ids: not these")
 
@@ -75,6 +78,8 @@ def test_large_calls_run_in_a_forked_child_at_the_lanes_priority_and_small_ones_
     (pid, nice, threads, doubled), (inline_pid, _, inline_threads, _) = asyncio.run(scenario())
     assert pid != os.getpid() and nice == 7 and doubled == 42
     assert threads == 1, "the child has been told it is one (forked), the parent has not"
+    assert lane.processes.call(target.policy) == os.SCHED_IDLE, "any other task preempts a batch"
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
     assert inline_pid == os.getpid() and inline_threads == 2
     with pytest.raises(RequestError) as refused:  # the worker's refusals cross back as themselves
         lane.processes.call(target.refuse)

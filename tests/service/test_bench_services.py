@@ -10,12 +10,14 @@ from tests.service.conftest import start_server_of, stop_server
 
 
 @pytest.mark.parametrize("target", ["bench.bare_service:Bare", "bench.batched_service:Batched"])
-def test_a_reference_service_answers_a_single_user(target, server, all_champions, bento_home, keys, snapshot,
+def test_a_reference_service_answers_a_single_user(target, server, all_champions, broken_home, keys, snapshot,
                                                     tmp_path):
     uid = snapshot.index[snapshot.active_days_30 >= 1][0].item()
     auth = {"Authorization": f"Bearer {keys['campaign']}"}
     ours = httpx.post(server.url + "/v1/churn/score", json={"user_ids": [uid]}, headers=auth, timeout=60)
-    reference = start_server_of(target, all_champions, bento_home, tmp_path / "serve.log")
+    # On a copy of the store: a server stopping clears the metrics folder of its BENTOML_HOME.
+    home = broken_home(target.rsplit(":", 1)[1].lower())
+    reference = start_server_of(target, all_champions, home, tmp_path / "serve.log")
     try:
         r = httpx.post(reference.url + "/v1/churn/score", json={"user_ids": [uid]}, headers=auth, timeout=60)
     finally:

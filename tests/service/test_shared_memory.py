@@ -42,12 +42,15 @@ def entries(folder: Path) -> dict[str, dict[str, int]]:
 
 
 def workers_mapping(server, name: str) -> int:
-    """How many of the server's processes have a file of this name mapped."""
+    """How many of the server's workers (its children, not their batch processes) have a file of this
+    name mapped."""
     count = 0
     for pid in descendants(server.process.pid):
         try:
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != server.process.pid:
+                continue
             count += any(line.rstrip().endswith(name) for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
     return count
 
