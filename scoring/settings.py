@@ -49,9 +49,8 @@ class Settings(BaseSettings):
     table_models: dict[str, list[Literal["campaign", "risk"]]] = Field(default_factory=dict)
     # The batch lane (service/batches.py): calls above INLINE_ROWS users, and lookalike, run on this
     # many threads per worker at this nice value, the scoring calls in as many processes forked from the
-    # worker (at 1M users, single-user p99 beside four 10k batches was 1.74× its p99 alone with them,
-    # 2.30× with the calls on threads, which hold the interpreter lock the event loop needs); this many
-    # more may wait, the rest get 429.
+    # worker, under SCHED_IDLE (threads hold the interpreter lock the event loop needs: README, Benchmarks,
+    # has the single-user p99 beside batches both ways); this many more may wait, the rest get 429.
     batch_slots: int = Field(1, ge=1, description="large calls running at once in each worker")
     batch_processes: bool = Field(True, description="large scoring calls in processes forked from each worker "
                                   "(false: on the lane's threads, beside the event loop's interpreter lock)")
