@@ -70,7 +70,7 @@ def _serve(target: Forkable, conn: Connection, others: list[Connection], nice: i
     worker closes its end."""
     # Ctrl-C reaches the whole process group: the worker decides when its children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for other in others:  # the worker's ends of earlier children's pipes: theirs to close, not ours
+    for other in others:  # the worker's ends of the pipes (this child's and earlier ones'): not ours to hold
         other.close()
     _lower_priority(nice)
     _idle_policy()  # threads it starts later (LightGBM's OpenMP team) inherit it
@@ -103,7 +103,9 @@ class BatchProcesses:
         context, ends = mp.get_context("fork"), []
         for _ in range(count):
             mine, theirs = context.Pipe()
-            child = context.Process(target=_serve, args=(target, theirs, ends[:], nice), name="opscore-batch",
+            # The child closes the worker's ends, its own among them: a child holding its own pipe's other
+            # end would never read EOF when the worker dies, and would outlive it.
+            child = context.Process(target=_serve, args=(target, theirs, [*ends, mine], nice), name="opscore-batch",
                                     daemon=True)
             child.start()
             theirs.close()

@@ -6,12 +6,17 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from service.batches import BatchLane, BatchProcesses, LaneFull
+from service.launch import ROOT
 from service.requests import RequestError
 from tests.service.conftest import start_server, stop_server
 
@@ -132,3 +137,29 @@ def test_batches_past_the_lane_get_429_while_single_users_are_answered(narrow_se
     assert [r.status_code for r in singles] == [200] * 6, "single users never wait on the lane"
     answered = next(r for r in batches if r.status_code == 200).json()["results"]
     assert answered[:6] == [r.json()["results"][0] for r in singles], "a batch process answers as the worker does"
+
+
+def test_batch_processes_leave_when_their_worker_dies():
+    # A worker (here a plain process) with two batch processes, killed without a chance to clean up.
+    code = ("import os, sys, time\n"
+            "from service.batches import BatchProcesses\n"
+            "class T:\n"
+            "    def forked(self): pass\n"
+            "    def pid(self): return os.getpid()\n"
+            "t = T(); p = BatchProcesses(t, 2, nice=7)\n"
+            "print(p.call(t.pid), p.call(t.pid), flush=True); time.sleep(60)\n")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    children = [int(x) for x in worker.stdout.readline().split()]
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{c}").exists() and "Z" not in _state(c) for c in children):
+        time.sleep(0.1)
+    assert all(not Path(f"/proc/{c}").exists() or "Z" in _state(c) for c in children), "a batch process outlived its worker"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
