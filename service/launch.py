@@ -62,16 +62,22 @@ def start(cmd: list[str], env: dict[str, str], port: int, log: Path, ready_path:
     raise RuntimeError(f"{' '.join(cmd)} not ready in {timeout:.0f} s:\n{server.log_text()[-3000:]}")
 
 
+def parent(pid: int) -> int | None:
+    """A process's parent, from /proc (None once it has ended)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # after the name: state, ppid
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it (BentoML's workers and their batch processes), read from /proc:
     the workers are not in the server's process group, so a group is not enough to find them."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the name: state, then ppid
-        except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
-        children.setdefault(ppid, []).append(int(stat.parent.name))
+    for stat in Path("/proc").glob("[0-9]*"):
+        ppid = parent(int(stat.name))
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(stat.name))
     out, todo = [], [pid]
     while todo:
         out.append(todo.pop())
@@ -80,7 +86,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def stop(server: Server) -> None:
-    """SIGTERM to the server's whole process group (BentoML's workers with it), SIGKILL if it lingers."""
+    """SIGTERM to the server's process group (its arbiter stops the workers, which are not in the group),
+    SIGKILL if it lingers."""
     try:
         os.killpg(server.process.pid, signal.SIGTERM)
         server.process.wait(30)

@@ -13,7 +13,7 @@ import httpx
 
 from scoring.artifacts import file_sha256
 from scoring.snapshot import VALUES_FILE
-from service.launch import descendants
+from service.launch import descendants, parent
 from tests.service.conftest import start_server, stop_server
 
 SEND = (date.today() + timedelta(days=3)).isoformat()
@@ -46,11 +46,11 @@ def workers_mapping(server, name: str) -> int:
     name mapped."""
     count = 0
     for pid in descendants(server.process.pid):
+        if parent(pid) != server.process.pid:
+            continue
         try:
-            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) != server.process.pid:
-                continue
             count += any(line.rstrip().endswith(name) for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
     return count
 
