@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from service.config import SERVICE_CONFIG
-from service.launch import bentoml_serve, free_port, start, stop
+from service.launch import bentoml_serve, descendants, free_port, start, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -35,14 +36,40 @@ def env_for(data: Path, mlruns: Path, bentoml_home: Path | None = None) -> dict[
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (GiB) and stdout of one command, the peak read from its own rusage."""
+    """Wall seconds, peak memory (GiB) and stdout of one command. The peak is the larger of its own peak
+    RSS and the largest proportional set size summed over it and its children, sampled twice a second
+    (`simulate` runs its chunks in processes of their own)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], tree_pss_gib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     out = proc.stdout.read()
+    done.set()
+    sampler.join()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
-    return time.perf_counter() - start, usage.ru_maxrss * 1024 / GIB, out
+    return time.perf_counter() - start, max(usage.ru_maxrss * 1024 / GIB, peak[0]), out
+
+
+def tree_pss_gib(pid: int) -> float:
+    """Proportional set size summed over a process and those below it: a page shared by k processes
+    counts 1/k in each."""
+    total_kb = 0
+    for p in descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return total_kb * 1024 / GIB
 
 
 def add_key(env: dict[str, str], name: str, scopes: str) -> str:

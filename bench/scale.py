@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 
-from bench.common import GIB, HOST, add_key, env_for, log, py, server_log, timed
-from service.launch import bentoml_serve, descendants, free_port, start, stop
+from bench.common import HOST, add_key, env_for, log, py, server_log, timed, tree_pss_gib
+from service.launch import bentoml_serve, free_port, start, stop
 
 TRAIN_USERS = 20_000
 
@@ -64,20 +64,6 @@ def bench_engines(work: Path, users: int, figures: dict) -> None:
                                  "--snapshot", str(data / "snapshot"), "--out", str(work / f"scores-{engine}")),
                               small_env)
         figures[f"{engine}_score_{tag(users)}_s"] = seconds
-
-
-def tree_pss_gib(pid: int) -> float:
-    """Proportional set size summed over a process and those below it: a page shared by k processes
-    counts 1/k in each."""
-    total_kb = 0
-    for p in descendants(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total_kb += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # a process that ended meanwhile
-    return total_kb * 1024 / GIB
 
 
 def trained_world(work: Path) -> tuple[Path, dict[str, str]]:

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     # What one conversion is worth (CNY) in the operating report's campaign ROI.
     report_conversion_value: float = Field(50.0, gt=0)
 
+    # `simulate` past this many users runs in chunks of it, this many at once (memory: about 3.5 GB each).
+    simulate_chunk_users: int = Field(500_000, ge=1000, description="users simulated in one process at a time")
+    simulate_processes: int = Field(2, ge=1, description="chunks simulated at once")
+    # DuckDB's own default is 80% of the machine; past this it spills to data/.duckdb-tmp instead.
+    duckdb_memory_gib: float = Field(8.0, gt=0, description="memory DuckDB may use for the features")
+
     # Contact caps count the sends of this many days (the plan's send date among them).
     contact_window_days: int = Field(30, ge=1)
 

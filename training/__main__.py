@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from training.data.simulate import SimConfig, simulate
-    from training.data.warehouse import write_world
+    from training.data.simulate import SimConfig
+    from training.data.simulate_chunks import simulate_into
 
     settings = get_settings()
-    counts = write_world(simulate(SimConfig(users=args.users, days=args.days, seed=args.seed)), settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    counts = simulate_into(SimConfig(users=args.users, days=args.days, seed=args.seed), settings)
     for name, n in counts.items():
         print(f"{name:22s} {n:>12,d} rows")
     print(f"warehouse: {settings.warehouse_db} (Parquet in {settings.warehouse_dir}); truth: {settings.truth_dir}")
@@ -227,7 +228,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 def _data_commands(sub) -> None:
     p = sub.add_parser("simulate", help="simulate the app's users and events into the warehouse")
-    p.add_argument("--users", type=int, default=20_000, help="number of users (default 20,000)")
+    p.add_argument("--users", type=int, default=20_000,
+                   help="number of users (default 20,000); past OPSCORE_SIMULATE_CHUNK_USERS (500,000) simulated in "
+                        "chunks, OPSCORE_SIMULATE_PROCESSES (2) at a time, each chunk a world of its own")
     p.add_argument("--days", type=int, default=180, help="days of events (default 180; at least 120)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same data")
     p.set_defaults(func=_cmd_simulate)

@@ -6,6 +6,7 @@ The Spark engine (`training.data.spark_features`, the `spark` extra) runs the sa
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 import duckdb
@@ -20,6 +21,8 @@ class Engine(Protocol):
     def first_send(self) -> date | None: ...
 
     def features(self, as_of: date) -> pd.DataFrame: ...
+
+    def write_features(self, as_of: date, path: Path) -> int: ...
 
     def first_loan(self) -> date | None: ...
 
@@ -42,6 +45,9 @@ class DuckDBEngine:
 
     def features(self, as_of: date) -> pd.DataFrame:
         return features.compute_features(self.con, as_of)
+
+    def write_features(self, as_of: date, path: Path) -> int:
+        return features.write_features(self.con, as_of, path)
 
     def first_loan(self) -> date | None:
         return self.con.execute("SELECT min(applied_date) FROM loans").fetchone()[0]

@@ -30,6 +30,7 @@ from training.data.simulate_tables import (
     users_frame,
 )
 from training.data.arm_response import draw_traits
+from scoring.arms import ARMS
 from training.data.simulate_campaigns import RECENT_ACTIVE_DAYS, CampaignLog, campaign_tables, is_campaign_day
 
 MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
@@ -47,6 +48,14 @@ class SimConfig:
     start: date = date(2025, 1, 1)
     abuse_share: float = 0.03
     confirmed_share: float = 0.35
+    # Position of this world's first user in a larger base simulated in chunks (`simulate_chunks`): ids,
+    # devices and IPs start past the earlier chunks', and every random stream is this chunk's own.
+    first_user: int = 0
+
+
+def stream(cfg: SimConfig, offset: int) -> np.random.Generator:
+    """The generator of one of the simulator's random streams (seed + offset); a chunk's own past the first."""
+    return np.random.default_rng(cfg.seed + offset if cfg.first_user == 0 else [cfg.seed + offset, cfg.first_user])
 
 
 @dataclass
@@ -145,10 +154,12 @@ def _profile(rng: np.random.Generator, lat: Latent) -> Profile:
                     bound_card=bound_card, credit_line=credit_line, channel=channel, virtual=virtual, prefix=prefix)
 
 
-def _devices(rng: np.random.Generator, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Device and IP of each user: a few families share a device, each ring a few devices and two IPs."""
+def _devices(rng: np.random.Generator, ring: np.ndarray, first_user: int) -> tuple[np.ndarray, np.ndarray]:
+    """Device and IP of each user: a few families share a device, each ring a few devices and two IPs.
+    A chunk's devices are numbered from 4 × its first user and its IPs from 5 × (the spans one chunk uses)."""
     n, is_ring = len(ring), ring >= 0
-    device = np.array([f"d{i:08d}" for i in rng.permutation(n)], dtype=object)
+    dev0, ip0 = 4 * first_user, 5 * first_user
+    device = np.array([f"d{i + dev0:08d}" for i in rng.permutation(n)], dtype=object)
     family = np.flatnonzero((rng.random(n) < 0.04) & ~is_ring)
     if len(family) > 1:
         device[family] = device[rng.choice(family, len(family))]
@@ -156,21 +167,25 @@ def _devices(rng: np.random.Generator, ring: np.ndarray) -> tuple[np.ndarray, np
     for r in range(_ring_count(ring)):
         members = np.flatnonzero(ring == r)
         devs = rng.integers(0, n, max(1, len(members) // 4)) + 3 * n
-        device[members] = [f"d{d:08d}" for d in rng.choice(devs, len(members))]
+        device[members] = [f"d{d + dev0:08d}" for d in rng.choice(devs, len(members))]
         ip_idx[members] = rng.choice(rng.integers(0, n, 2) + 4 * n, len(members))
-    ip = np.array([f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in ip_idx], dtype=object)
-    return device, ip
+    return device, np.array([ip_address(i + ip0) for i in ip_idx], dtype=object)
 
 
-def _ids(rng: np.random.Generator, signup: np.ndarray, channel: np.ndarray,
-         ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ip_address(i: int) -> str:
+    """The i-th address from 10.0.0.0 on: 10.x.y.z up to 2^24, then 11.0.0.0 and on (a 10M base uses 50M)."""
+    return f"{10 + (i >> 24)}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+
+
+def _ids(rng: np.random.Generator, signup: np.ndarray, channel: np.ndarray, ring: np.ndarray,
+         first_user: int) -> tuple[np.ndarray, np.ndarray]:
     """User ids, and inviter ids (-1: none): a ring's first member was invited by anyone earlier, the rest by
     earlier members."""
     n, is_ring = len(ring), ring >= 0
     # Ids follow signup order, as an auto-increment key would.
     order = np.lexsort((rng.random(n), signup))
     user_id = np.empty(n, dtype=np.int64)
-    user_id[order] = 10_000_001 + np.arange(n)
+    user_id[order] = 10_000_001 + first_user + np.arange(n)
 
     inviter = np.full(n, -1, dtype=np.int64)
     inv = np.flatnonzero((channel == "invite") & ~is_ring)
@@ -193,8 +208,8 @@ def _users(rng: np.random.Generator, cfg: SimConfig) -> tuple[pd.DataFrame, Late
     ring, signup = _signups(rng, cfg)
     lat = _latent(rng, ring, signup)
     p = _profile(rng, lat)
-    device, ip = _devices(rng, ring)
-    user_id, inviter = _ids(rng, signup, p.channel, ring)
+    device, ip = _devices(rng, ring, cfg.first_user)
+    user_id, inviter = _ids(rng, signup, p.channel, ring, cfg.first_user)
     return users_frame(user_id, signup, p, inviter, device, ip), lat
 
 
@@ -332,7 +347,7 @@ def _day(rng: np.random.Generator, pop: Population, t: int, days: int, events: E
 
 def _abuse(cfg: SimConfig, users: pd.DataFrame, lat: Latent) -> Abuse:
     """Abuse: ring members are abusers with high probability, a few others with a small one."""
-    rng = np.random.default_rng(cfg.seed + 1)  # a generator of its own, apart from the world's
+    rng = stream(cfg, 1)  # a generator of its own, apart from the world's
     ring = lat.ring
     shared_device = users["device_id"].duplicated(keep=False).to_numpy()
     virtual = users["is_virtual_carrier"].to_numpy()
@@ -350,19 +365,24 @@ def _abuse(cfg: SimConfig, users: pd.DataFrame, lat: Latent) -> Abuse:
 
 
 def simulate(cfg: SimConfig, progress: bool = True) -> World:
-    rng = np.random.default_rng(cfg.seed)
+    rng = stream(cfg, 0)
     users, lat = _users(rng, cfg)
     pop = _population(rng, users, lat, cfg.days)
     events = Events()
-    traits = draw_traits(np.random.default_rng(cfg.seed + 2), lat.z_e, lat.z_p, lat.z_f, lat.value,
+    traits = draw_traits(stream(cfg, 2), lat.z_e, lat.z_p, lat.z_f, lat.value,
                          users["age"].to_numpy(), users["city_tier"].to_numpy(), users["credit_line"].to_numpy())
-    campaigns = CampaignLog.start(traits, cfg.seed + 3)  # generators of their own, apart from the world's
+    # Generators of their own, apart from the world's. Every chunk sends the same campaigns (their arms in
+    # one order), the first drawing its users from the generator that drew the order, as one world does.
+    order_rng = np.random.default_rng(cfg.seed + 3)
+    order = order_rng.permutation(len(ARMS))
+    campaigns = CampaignLog.start(traits, order, order_rng if cfg.first_user == 0 else stream(cfg, 3))
     _before_window(rng, pop, events)
     for t, lift in enumerate(tqdm(calendar_lift(cfg.start, cfg.days), desc="simulate days", disable=not progress,
                                   unit="day")):
         _day(rng, pop, t, cfg.days, events, lift, campaigns)
-    book = simulate_loans(cfg.seed, pop, cfg.days)
-    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book, cfg.days)
+    book = simulate_loans(stream(cfg, 2), pop, cfg.days)
+    tables, truth = assemble(cfg.start, users, lat, pop.churn, events, _abuse(cfg, users, lat), book, cfg.days,
+                             cfg.first_user)
     more_tables, more_truth = campaign_tables(campaigns, users["user_id"].to_numpy(), np.datetime64(cfg.start, "D"))
     tables.update(more_tables)
     truth.update(more_truth)

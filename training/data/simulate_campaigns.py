@@ -48,9 +48,8 @@ class CampaignLog:
     contacts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, traits: ResponseTraits, seed: int) -> CampaignLog:
-        rng = np.random.default_rng(seed)
-        return cls(traits, rng, rng.permutation(len(ARMS)))
+    def start(cls, traits: ResponseTraits, order: np.ndarray, rng: np.random.Generator) -> CampaignLog:
+        return cls(traits, rng, order)
 
     def recent_contacts(self, t: int, n: int) -> np.ndarray:
         """Contacts of each user in the FATIGUE_DAYS before day t."""
@@ -122,12 +121,13 @@ def campaign_tables(log: CampaignLog, uid: np.ndarray, start: np.datetime64,
     assignments_truth = pd.DataFrame({**keys, "arm": assignments["arm"], "p_control": _cat(a, 4), "p_arm": _cat(a, 5),
                                       "recent_contacts": _cat(a, 6).astype(np.int16)})
     c = log.contacts
-    code = _cat(c, 4)
     when = (day0 + _cat(c, 1).astype("timedelta64[D]")).astype("datetime64[m]") + _cat(c, 2).astype("timedelta64[m]")
+    order = np.lexsort((when, uid[_cat(c, 0)]))  # by user and time, as the activity table is stored
+    code = _cat(c, 4)[order]
     contacts = pd.DataFrame({
-        "user_id": uid[_cat(c, 0)], "contact_time": when.astype("datetime64[us]"),
-        "campaign_id": _cat(c, 3).astype(np.int32), "arm": ARM_IDS[code].astype(str),
-        "channel": np.array([a.channel for a in ARMS], dtype=object)[code].astype(str), "opened": _cat(c, 5),
+        "user_id": uid[_cat(c, 0)][order], "contact_time": when[order].astype("datetime64[us]"),
+        "campaign_id": _cat(c, 3)[order].astype(np.int32), "arm": ARM_IDS[code].astype(str),
+        "channel": np.array([a.channel for a in ARMS], dtype=object)[code].astype(str), "opened": _cat(c, 5)[order],
     })
     users_truth = log.traits.frame()
     users_truth.insert(0, "user_id", uid)

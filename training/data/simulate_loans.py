@@ -166,9 +166,9 @@ def _repay(rng: np.random.Generator, x: np.ndarray, z_obs: np.ndarray, shock: np
     return due, amount_due, amount_paid, paid, default_day
 
 
-def simulate_loans(seed: int, pop: Population, days: int) -> LoanBook:
-    """Every loan applied for from BOOK_DAYS before the window to its end, repaid as far as the data reaches."""
-    rng = np.random.default_rng(seed + 2)  # a generator of its own, apart from the day loop's
+def simulate_loans(rng: np.random.Generator, pop: Population, days: int) -> LoanBook:
+    """Every loan applied for from BOOK_DAYS before the window to its end, repaid as far as the data reaches
+    (`rng`: a generator of its own, apart from the day loop's)."""
     start, borrowers = -BOOK_DAYS, np.flatnonzero(pop.credit_line > 0)
     need = rng.normal(0, 1, len(borrowers))
     shocks = _shocks(rng, len(borrowers), (days - start) // MONTH + STEPS + 2)

@@ -103,14 +103,11 @@ def build_snapshot(settings: Settings, as_of: date, with_labels: bool = True,
             raise ValueError(
                 f"as-of {as_of} leaves no full {settings.label_window_days}-day label window before the data ends ({end.date()})"
             )
-    feats = engine.features(as_of)
-    # index=True writes user_id as a column even when the ids run contiguously (pandas would keep a
-    # RangeIndex only in its metadata), so that DuckDB and Spark read the ids too.
-    feats.to_parquet(paths.features, index=True)
+    rows = engine.write_features(as_of, paths.features)
     if with_labels:
         engine.labels(as_of, settings.label_window_days, end).to_parquet(paths.labels)
         engine.response(as_of, settings.label_window_days).to_parquet(paths.response, index=False)
-    write_manifest(paths, as_of, len(feats))
+    write_manifest(paths, as_of, rows)
     return paths
 
 

@@ -92,6 +92,12 @@ class SparkEngine:
         comp = pd.factorize(df.pop("ring"))[0]
         return features.finish_features(df, np.asarray(comp))
 
+    def write_features(self, as_of: date, path: Path) -> int:
+        """The snapshot written to `path` (collected on the driver); its rows."""
+        df = self.features(as_of)
+        df.to_parquet(path, index=True)
+        return len(df)
+
     def labels(self, as_of: date, window: int, data_end: date) -> pd.DataFrame:
         return self.sql(features.label_sql(as_of, window, data_end)).toPandas().set_index("user_id")
 

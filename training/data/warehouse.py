@@ -28,7 +28,7 @@ def write_tables(tables: dict[str, pd.DataFrame], settings: Settings) -> None:
     for name, df in {**tables, **missing}.items():
         table = TABLES[name]
         df[table.column_names].to_parquet(out / f"{name}.parquet", index=False)
-    _create_views(settings)
+    create_views(settings)
 
 
 def write_world(world: World, settings: Settings) -> dict[str, int]:
@@ -57,7 +57,7 @@ def write_truth(truth: dict[str, pd.DataFrame], meta: dict, settings: Settings) 
         df.to_parquet(settings.truth_dir / f"{name}.parquet", index=False)
 
 
-def _create_views(settings: Settings) -> None:
+def create_views(settings: Settings) -> None:
     settings.warehouse_db.unlink(missing_ok=True)
     users = settings.warehouse_dir / "users.parquet"
     id_type = "BIGINT" if pa.types.is_integer(pq.read_schema(users).field("user_id").type) else "VARCHAR"
@@ -73,7 +73,10 @@ def connect(settings: Settings, read_only: bool = True) -> duckdb.DuckDBPyConnec
         raise FileNotFoundError(
             f"no warehouse at {settings.warehouse_db}: run `python -m training simulate` or `python -m training load DIR`"
         )
-    return duckdb.connect(str(settings.warehouse_db), read_only=read_only)
+    con = duckdb.connect(str(settings.warehouse_db), read_only=read_only)
+    con.execute(f"SET memory_limit = '{settings.duckdb_memory_gib}GiB'")
+    con.execute(f"SET temp_directory = '{settings.data_dir.resolve() / '.duckdb-tmp'}'")
+    return con
 
 
 def _read(path: Path) -> pd.DataFrame:

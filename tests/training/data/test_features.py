@@ -87,6 +87,17 @@ def test_features_are_deterministic(settings, dates):
     pd.testing.assert_frame_equal(again, pd.read_parquet(snapshot_paths(settings, dates.oot).features))
 
 
+def test_features_written_in_batches_are_the_frame(settings, dates, tmp_path):
+    """The snapshot file is written a batch at a time (a 10M-user frame would not fit): batch by batch,
+    dtypes and nullable integers included, it reads back as the frame computed whole."""
+    with warehouse.connect(settings) as con:
+        rows = features.write_features(con, dates.oot, tmp_path / "features.parquet", batch_rows=3000)
+        whole = features.compute_features(con, dates.oot)
+    assert rows == len(whole) > 3 * 3000
+    assert pd.api.types.is_extension_array_dtype(whole["worst_dpd_12m"])  # a nullable integer column
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "features.parquet"), whole)
+
+
 def test_ground_truth_is_not_reachable_from_features(settings, dates):
     truth_cols = set().union(*(pd.read_parquet(p).columns for p in settings.truth_dir.glob("*.parquet")))
     f = pd.read_parquet(snapshot_paths(settings, dates.oot).features)
