@@ -37,14 +37,15 @@ def env_for(data: Path, mlruns: Path, bentoml_home: Path | None = None) -> dict[
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak memory (GiB) and stdout of one command. The peak is the larger of its own peak
-    RSS and the largest proportional set size summed over it and its children, sampled twice a second
+    RSS and the largest proportional set size summed over it and its children, sampled every 2 s
     (`simulate` runs its chunks in processes of their own)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    errors = tempfile.TemporaryFile(mode="w+")  # progress bars go there too: read only when the command fails
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
     peak, done = [0.0], threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.5):
+        while not done.wait(2.0):
             peak[0] = max(peak[0], tree_pss_gib(proc.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -54,7 +55,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     sampler.join()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}")
+        errors.seek(0)
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-2000:]}\n{errors.read()[-3000:]}")
+    errors.close()
     return time.perf_counter() - start, max(usage.ru_maxrss * 1024 / GIB, peak[0]), out
 
 

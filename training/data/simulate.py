@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from scoring.arms import ARMS
 from training.data.simulate_draws import BASE_DRAW_P, calendar_lift, campaign_lift, draw_shares
 from training.data.simulate_loans import simulate_loans
 from training.data.simulate_tables import (
@@ -30,7 +31,6 @@ from training.data.simulate_tables import (
     users_frame,
 )
 from training.data.arm_response import draw_traits
-from scoring.arms import ARMS
 from training.data.simulate_campaigns import RECENT_ACTIVE_DAYS, CampaignLog, campaign_tables, is_campaign_day
 
 MESSAGE_LIST_GRACE_DAYS = 60  # marketing keeps messaging the dormant this long
@@ -95,8 +95,9 @@ def _rings(rng: np.random.Generator, n_ring_users: int) -> np.ndarray:
     while sum(sizes) < n_ring_users:
         sizes.append(int(min(60, 4 + rng.geometric(1 / 12))))
     sizes[-1] -= sum(sizes) - n_ring_users
-    if sizes[-1] < 2:
-        sizes[-2] += sizes.pop()
+    if sizes[-1] < 2:  # a ring of one is no ring: its member joins the ring before
+        last = sizes.pop()
+        sizes[-1] += last
     return np.repeat(np.arange(len(sizes)), sizes)
 
 

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from scoring.arms import ARMS, CONTROL
 from training.data import datasets, truth
 from training.data.simulate_campaigns import ARMS_PER_CAMPAIGN, WINDOW_MINUTES
-from training.data.simulate import SimConfig, simulate
+from training.data.simulate import SimConfig, _rings, simulate
 from training.data.snapshots import snapshot_paths
 
 
@@ -20,6 +20,14 @@ def test_same_seed_same_world_other_seed_other_world():
         pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
     c = simulate(SimConfig(users=1500, seed=4), progress=False)
     assert not a.tables["daily_activity"].equals(c.tables["daily_activity"])
+
+
+def test_rings_cover_their_users_in_rings_of_two_or_more():
+    """A last ring of one joins the ring before (it once overwrote another ring's size instead, and a
+    chunk of a 10M-user base failed on it)."""
+    for seed in range(200):
+        ring = _rings(np.random.default_rng(seed), 30)
+        assert len(ring) == 30 and np.bincount(ring).min() >= 2, seed
 
 
 @pytest.fixture(scope="module")
