@@ -68,7 +68,8 @@ class SparkEngine:
         smallest user id. Min-label propagation over the edges, each round followed by a pointer jump
         (a label takes its label's label), so chains of n links settle in about log n rounds."""
         literal = features.date_literal(as_of)
-        edges = self.sql(features.EDGES_SQL.format(as_of=literal))
+        device, invite = (self.sql(sql.format(as_of=literal)) for sql in features.EDGES_SQL)
+        edges = device.union(invite)
         edges = edges.union(edges.select(F.col("b").alias("a"), F.col("a").alias("b"))).localCheckpoint()
         users = self.sql(f"SELECT user_id FROM users WHERE signup_date < {literal}")
         labels = users.select("user_id", F.col("user_id").alias("ring")).localCheckpoint()

@@ -107,7 +107,7 @@ def test_ground_truth_is_not_reachable_from_features(settings, dates):
         sql = " ".join(r[0] for r in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall())
     assert views == set(TABLES)
     assert "truth" not in sql
-    for text in (features.FEATURE_SQL, features.EDGES_SQL, features.LABEL_SQL, features.RESPONSE_SQL):
+    for text in (features.FEATURE_SQL, *features.EDGES_SQL, features.LABEL_SQL, features.RESPONSE_SQL):
         assert "truth" not in text.lower()
 
 

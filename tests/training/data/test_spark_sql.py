@@ -25,8 +25,9 @@ def test_decimal_literals_become_doubles_and_integers_stay():
 
 def test_every_query_of_the_snapshot_transpiles():
     as_of = date(2025, 6, 1)
-    for sql in (features.feature_sql(as_of), features.EDGES_SQL.format(as_of=features.date_literal(as_of)),
-                features.label_sql(as_of, 30, date(2025, 9, 1)), features.response_sql(as_of, 30)):
+    edges = [sql.format(as_of=features.date_literal(as_of)) for sql in features.EDGES_SQL]
+    for sql in (features.feature_sql(as_of), *edges, features.label_sql(as_of, 30, date(2025, 9, 1)),
+                features.response_sql(as_of, 30)):
         out = to_spark(sql, "VARCHAR")
         assert out.startswith(("WITH", "SELECT")) and " - CAST(" not in out.replace("- INTERVAL", "")
 
