@@ -257,7 +257,8 @@ ORDER BY p.user_id
 """
 
 # Edges of the abuse graph: accounts sharing a device, and invite links. Two queries, not one UNION ALL:
-# DuckDB 1.5 hung fetching the union's rows at 10M users (each half alone takes a second or two).
+# at 10M users DuckDB 1.5 hung fetching the union's rows, every thread parked (a union with an IN-subquery
+# arm, as duckdb/duckdb#24961 reports); each half alone takes a second or two.
 EDGES_SQL = (
     """
 WITH pop AS (SELECT user_id, device_id FROM users WHERE signup_date < {as_of}),
