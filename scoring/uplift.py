@@ -4,9 +4,11 @@ Two shapes of learner. Per arm (T-, X- and DR-learners; a table's experiment is 
 the "control" booster gives P(convert | control) and an arm's uplift is Σ weight × output over that
 arm's boosters. The S-learner: one booster on the features and the arm's incentive, channel and
 window codes, trained with interaction constraints so that no branch of a tree reads two of the
-three. Its log-odds are then, for every user, a sum of one term per part, and its trees are kept in
+three. Its raw output is then, for every user, a sum of one term per part, and its trees are kept in
 groups by what they read (PART_BOOSTERS): the trees that read no part are walked once, those that
 read one part once per value of it, so the 48 arms cost about three walks of the booster, not 48.
+That output is P(convert) itself (`link` "identity": a least-squares booster on the 0/1 outcome, so
+that an arm's uplift is a sum of part terms) or, for models saved before, its log-odds ("logit").
 
 The headline score is the uplift of the best of the model's arms (`narrowed` answers for fewer arms,
 or chooses the best by net value: uplift × value − contact cost − P(convert | arm) × incentive cost);
@@ -33,6 +35,7 @@ from scoring.spec import FeatureSpec
 from scoring.trees import LeafAttribution
 
 S_LEARNER = "s_learner"
+IDENTITY, LOGIT = "identity", "logit"  # what the S-learner's trees sum to: P(convert), or its log-odds
 # The S-learner's inputs after the features: each part of an arm as a code, 0 for control.
 ARM_PARTS = (INCENTIVES, CONTACT_CHANNELS, tuple(SEND_WINDOWS))
 ARM_PARTS_NAMES = ("incentive", "channel", "window")
@@ -59,10 +62,10 @@ def arm_codes(arm_ids: Sequence[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ArmPlan:
-    """How the S-learner's groups of trees combine into each arm's log-odds (see PART_BOOSTERS)."""
+    """How the S-learner's groups of trees combine into each arm's raw output (see PART_BOOSTERS)."""
 
     variants: np.ndarray  # (m, 3): the mixed trees' evaluation points; row 0 is control
-    weights: np.ndarray  # (m, arms): an arm's mixed-tree log-odds is Σ weight × variant output
+    weights: np.ndarray  # (m, arms): an arm's mixed-tree output is Σ weight × variant output
     part_values: tuple[np.ndarray, ...]  # per part: the codes its trees are evaluated at (0 first: control)
     part_index: tuple[np.ndarray, ...]  # per part: each arm's position in part_values
 
@@ -119,6 +122,8 @@ class UpliftScorer:
     spec: FeatureSpec
     band_edges: list[float]
     segments: SegmentGrid | None
+    # The S-learner's trees sum to P(convert) ("identity") or to its log-odds ("logit", models saved before).
+    link: str = "logit"
     # How `narrowed` chooses the best arm: by net value when a value per conversion is given, with each
     # arm's contact and incentive cost (in `arms` order); by uplift otherwise.
     value: float | None = None
@@ -213,11 +218,11 @@ class UpliftScorer:
 
     def _s_probabilities(self, X: np.ndarray, arm_ids: Sequence[str], threads: int) -> tuple[np.ndarray, np.ndarray]:
         plan, n = arm_plan(tuple(arm_ids)), len(X)
-        logit, control = np.zeros((n, len(arm_ids))), np.zeros(n)
+        raw_arms, control = np.zeros((n, len(arm_ids))), np.zeros(n)
         for name, booster in self.boosters.items():
             if name == BASE_BOOSTER:
                 raw = booster.predict(self.coded(X, np.asarray(CONTROL_CODES)), raw_score=True, num_threads=threads)
-                logit += raw[:, None]
+                raw_arms += raw[:, None]
                 control += raw
                 continue
             if name in PART_BOOSTERS:
@@ -228,8 +233,10 @@ class UpliftScorer:
                 variants = plan.variants
             raw = booster.predict(self._stacked(X, variants), raw_score=True, num_threads=threads).reshape(-1, n)
             control += raw[0]
-            logit += raw[plan.part_index[PART_BOOSTERS[name]]].T if name in PART_BOOSTERS else raw.T @ plan.weights
-        return _sigmoid(control), _sigmoid(logit)
+            raw_arms += raw[plan.part_index[PART_BOOSTERS[name]]].T if name in PART_BOOSTERS else raw.T @ plan.weights
+        if self.link == IDENTITY:
+            return np.clip(control, 0.0, 1.0), np.clip(raw_arms, 0.0, 1.0)
+        return _sigmoid(control), _sigmoid(raw_arms)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.arm_values(X)["score"]
@@ -276,14 +283,16 @@ class UpliftScorer:
             paths[f"booster_{file_name(name)}"] = folder / f"{file_name(name)}.txt"
             b.save_model(str(paths[f"booster_{file_name(name)}"]))
         paths["meta"] = write_meta(folder, self.kind, self.spec, self.band_edges, self.segments, learner=self.learner,
-                                   boosters=sorted(self.boosters), arms=list(self.arms), weights=self.weights)
+                                   boosters=sorted(self.boosters), arms=list(self.arms), weights=self.weights,
+                                   link=self.link)
         return paths
 
     @classmethod
     def load(cls, artifacts: dict[str, str]) -> UpliftScorer:
         meta, spec, grid = read_meta(artifacts)
         boosters = {name: lgb.Booster(model_file=artifacts[f"booster_{file_name(name)}"]) for name in meta["boosters"]}
-        return cls(meta["learner"], boosters, tuple(meta["arms"]), meta["weights"], spec, meta["band_edges"], grid)
+        return cls(meta["learner"], boosters, tuple(meta["arms"]), meta["weights"], spec, meta["band_edges"], grid,
+                   meta.get("link", LOGIT))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

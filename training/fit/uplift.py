@@ -27,13 +27,13 @@ from scoring.arms import CONTROL
 from scoring.scorer import decile_edges
 from scoring.segments import grid_for
 from scoring.spec import FeatureSpec
-from scoring.uplift import S_LEARNER, UpliftScorer
+from scoring.uplift import IDENTITY, LOGIT, S_LEARNER, UpliftScorer
 from training import figures
 from training.data.datasets import UpliftData
 from training.fit.binary import LGBM_PARAMS
 from training.fit.candidate import Candidate
 from training.fit.ceiling import Ceiling, attach_gaps, fit_ceiling
-from training.fit.s_learner import S_PARAMS, S_ROUNDS, coded, coded_names, fit_s_learner
+from training.fit.s_learner import S_ROUNDS, coded, coded_names, fit_s_learner, s_params
 from training.fit.select import DEFAULT_LGBM, DEFAULT_ROUNDS
 from training.metrics import auuc, gap_metrics, mean_by_decile, qini_coefficient, qini_curve, uplift_by_decile
 
@@ -140,8 +140,8 @@ GRID_LEARNERS = ("dr_learner",)
 
 
 def _scorer(name: str, boosters: dict[str, lgb.Booster], arms: tuple[str, ...], weights: dict, spec: FeatureSpec,
-            X: np.ndarray, X_train: pd.DataFrame) -> UpliftScorer:
-    scorer = UpliftScorer(name, boosters, arms, weights, spec, [], grid_for(spec.names, X_train))
+            X: np.ndarray, X_train: pd.DataFrame, link: str = LOGIT) -> UpliftScorer:
+    scorer = UpliftScorer(name, boosters, arms, weights, spec, [], grid_for(spec.names, X_train), link)
     sample = np.random.default_rng(0).choice(len(X), min(len(X), BAND_ROWS), replace=False)
     scorer.band_edges = decile_edges(scorer.predict(X[np.sort(sample)]))
     return scorer
@@ -154,7 +154,7 @@ def build_scorer(name: str, arms: Arms, X_train: pd.DataFrame) -> UpliftScorer:
 
 def s_learner(X: np.ndarray, y: np.ndarray, labels: np.ndarray, arms: tuple[str, ...], spec: FeatureSpec,
               X_train: pd.DataFrame) -> UpliftScorer:
-    return _scorer(S_LEARNER, fit_s_learner(X, y, labels, spec), arms, {}, spec, X, X_train)
+    return _scorer(S_LEARNER, fit_s_learner(X, y, labels, spec), arms, {}, spec, X, X_train, IDENTITY)
 
 
 def two_model_default(X: np.ndarray, y: np.ndarray, labels: np.ndarray, arms: tuple[str, ...], spec: FeatureSpec,
@@ -250,7 +250,8 @@ def candidate(model: str, name: str, data: UpliftData, spec: FeatureSpec, X_te: 
               response: np.ndarray, scorer: UpliftScorer | None) -> Candidate:
     ds = data.ds
     figs, tables = uplift_figures(data, uplift, scorer, X_te)
-    params = {**{k: v for k, v in (S_PARAMS if name == S_LEARNER else UPLIFT_PARAMS).items() if k != "verbose"},
+    params = {**{k: v for k, v in (s_params(data.arm_train) if name == S_LEARNER else UPLIFT_PARAMS).items()
+                 if k != "verbose"},
               "rounds": S_ROUNDS if name == S_LEARNER else ROUNDS, "learner": name, "features": len(spec.names),
               "arms": len(data.arms), "train_rows": len(ds.y_train), "test_rows": len(ds.y_test),
               "treated_share": float(data.t_train.mean())}
