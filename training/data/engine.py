@@ -12,7 +12,7 @@ from typing import Protocol
 import duckdb
 import pandas as pd
 
-from training.data import features, warehouse
+from training.data import feature_writer, features, warehouse
 
 
 class Engine(Protocol):
@@ -47,7 +47,7 @@ class DuckDBEngine:
         return features.compute_features(self.con, as_of)
 
     def write_features(self, as_of: date, path: Path) -> int:
-        return features.write_features(self.con, as_of, path)
+        return feature_writer.write_features(self.con, as_of, path)
 
     def first_loan(self) -> date | None:
         return self.con.execute("SELECT min(applied_date) FROM loans").fetchone()[0]

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -378,71 +375,21 @@ def compute_features(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFram
 def finish_features(df: pd.DataFrame, comp: np.ndarray) -> pd.DataFrame:
     """The feature SQL's rows with the graph features of their components (0..n-1 labels, one per row)
     added, categories as text, indexed by user id: the snapshot whichever engine ran the SQL."""
-    return _finish(df, *graph_features(comp, df["redeemed_offer"].to_numpy()))
+    return finish_rows(df, *graph_features(comp, df["redeemed_offer"].to_numpy()))
 
 
 def graph_features(comp: np.ndarray, redeemed_offer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ring size and its ring's share of users who redeemed the new-user offer (rings redeem
-    it together, so the share tells)."""
+    """Each row's ring size and its ring's share of users who redeemed the new-user offer (rings do, together)."""
     size = np.bincount(comp)[comp]
     return size, np.bincount(comp, weights=redeemed_offer)[comp] / size
 
 
-def _finish(df: pd.DataFrame, ring_size: np.ndarray, ring_redeem_share: np.ndarray) -> pd.DataFrame:
+def finish_rows(df: pd.DataFrame, ring_size: np.ndarray, ring_redeem_share: np.ndarray) -> pd.DataFrame:
     df["ring_size"] = ring_size
     df["ring_redeem_share"] = ring_redeem_share
     for col in CATEGORICAL + PROTECTED:
         df[col] = df[col].astype(str)
     return df.set_index("user_id")
-
-
-def write_features(con: duckdb.DuckDBPyConnection, as_of: date, path: Path, batch_rows: int = 500_000) -> int:
-    """The snapshot `compute_features` makes, written to `path` a batch of rows at a time; its rows.
-
-    As one frame a 10M-user snapshot is about 9 GB, twice over while DuckDB hands it to pandas. DuckDB
-    writes the SQL's rows to a Parquet file of its own (out of core); the graph features need only the ids
-    and one column of every row; the rest is finished a batch at a time, in the frame's dtypes.
-    """
-    raw = path.with_name(f".{path.name}.sql")
-    try:
-        con.execute(f"COPY ({feature_sql(as_of)}) TO '{raw}' (FORMAT parquet)")
-        pf = pq.ParquetFile(raw)
-        if pf.metadata.num_rows == 0:
-            compute_features(con, as_of).to_parquet(path, index=True)
-            return 0
-        head = pf.read(columns=["user_id", "redeemed_offer"])
-        ids = head.column("user_id").to_numpy()
-        ring_size, share = graph_features(components(con, as_of, ids), head.column("redeemed_offer").to_numpy())
-        nullable = _nullable_integers(con, raw, pf.schema_arrow)
-        writer, start = None, 0
-        try:
-            for batch in pf.iter_batches(batch_rows):
-                df = batch.to_pandas()
-                for col, dtype in nullable.items():
-                    df[col] = df[col].astype(dtype)  # DuckDB's frame: nullable where a value is missing
-                rows = slice(start, start + len(df))
-                # The index (user_id) as a column, as `to_parquet(index=True)` writes it, so DuckDB and Spark read it.
-                table = pa.Table.from_pandas(_finish(df, ring_size[rows], share[rows]), preserve_index=True,
-                                             schema=writer.schema if writer else None)
-                writer = writer or pq.ParquetWriter(path, table.schema)
-                writer.write_table(table)
-                start += len(df)
-        finally:
-            if writer:
-                writer.close()
-        return start
-    finally:
-        raw.unlink(missing_ok=True)
-
-
-def _nullable_integers(con: duckdb.DuckDBPyConnection, raw: Path, schema: pa.Schema) -> dict[str, str]:
-    """Integer columns with a missing value anywhere, and the nullable pandas dtype DuckDB gives them."""
-    ints = [f for f in schema if pa.types.is_integer(f.type) and f.name != "user_id"]
-    if not ints:
-        return {}
-    counts = con.execute("SELECT " + ", ".join(f'count(*) - count("{f.name}")' for f in ints)
-                         + f" FROM read_parquet('{raw}')").fetchone()
-    return {f.name: f"Int{f.type.bit_width}" for f, missing in zip(ints, counts) if missing}
 
 
 def compute_labels(con: duckdb.DuckDBPyConnection, as_of: date, window: int, data_end: date) -> pd.DataFrame:

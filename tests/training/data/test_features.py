@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import make_settings
 from scoring.snapshot import locate
 from scoring.vocabulary import SNAPSHOT_COLUMNS
-from training.data import features, warehouse
+from training.data import feature_writer, features, warehouse
 from training.data.schema import TABLES
 from training.data.snapshots import build_snapshot, snapshot_paths
 
@@ -91,7 +91,7 @@ def test_features_written_in_batches_are_the_frame(settings, dates, tmp_path):
     """The snapshot file is written a batch at a time (a 10M-user frame would not fit): batch by batch,
     dtypes and nullable integers included, it reads back as the frame computed whole."""
     with warehouse.connect(settings) as con:
-        rows = features.write_features(con, dates.oot, tmp_path / "features.parquet", batch_rows=3000)
+        rows = feature_writer.write_features(con, dates.oot, tmp_path / "features.parquet", batch_rows=3000)
         whole = features.compute_features(con, dates.oot)
     assert rows == len(whole) > 3 * 3000
     assert pd.api.types.is_extension_array_dtype(whole["worst_dpd_12m"])  # a nullable integer column
