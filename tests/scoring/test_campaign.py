@@ -101,7 +101,11 @@ def test_alike_arms_lose_nothing(planning: Planning, objective: str) -> None:
     apart = replace(grouped, incentive_cost=grouped.incentive_cost + 1e-9 * np.arange(len(grouped.arms)))
     assert len(alike(grouped)) == 16 and len(alike(apart)) == len(ARMS)
     a, b = best(grouped), best(apart)
-    assert a.method == b.method == "milp" and a.objective == pytest.approx(b.objective, rel=2e-3)
+    assert a.method == b.method == "milp"
+    # Neither plan beats what the other problem proves possible: grouping the arms lost no plan. HiGHS stops at a
+    # 0.1% gap or its time limit (on a loaded box, 0.3% apart once), so the objectives agree more loosely.
+    assert a.bound >= b.objective * (1 - 1e-9) and b.bound >= a.objective * (1 - 1e-9)
+    assert a.objective == pytest.approx(b.objective, rel=1e-2)
 
 
 def test_caps_count_the_warehouse_contacts_the_snapshot_carries(planning: Planning, tmp_path: Path) -> None:
