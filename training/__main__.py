@@ -26,7 +26,6 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     from training.data.simulate_chunks import simulate_into
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     counts = simulate_into(SimConfig(users=args.users, days=args.days, seed=args.seed), settings)
     for name, n in counts.items():
         print(f"{name:22s} {n:>12,d} rows")

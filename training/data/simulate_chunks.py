@@ -25,9 +25,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from scoring.settings import Settings
-from training.data.schema import TABLES
 from training.data.simulate import SimConfig, simulate
-from training.data.warehouse import create_views, empty_table, write_world
+from training.data.warehouse import create_views, write_world
 
 # Row-counting ids shifted past the earlier chunks' (folder, table, column, the count they shift by).
 SHIFTED = (
@@ -47,6 +46,7 @@ def simulate_into(cfg: SimConfig, settings: Settings, progress: bool = True) -> 
     size = settings.simulate_chunk_users
     if cfg.users <= size:
         return write_world(simulate(cfg, progress=progress), settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the parts are written inside it
     starts = range(0, cfg.users, size)
     parts = Path(tempfile.mkdtemp(prefix=".chunks-", dir=settings.data_dir))
     try:
@@ -62,26 +62,23 @@ def simulate_into(cfg: SimConfig, settings: Settings, progress: bool = True) -> 
     return rows
 
 
-def simulate_part(cfg: SimConfig, folder: Path) -> tuple[Path, dict[str, int], dict]:
-    """One chunk's world as Parquet parts in `folder` (warehouse/, truth/); what its ids count, and its meta."""
+def simulate_part(cfg: SimConfig, folder: Path) -> tuple[Path, dict[str, int]]:
+    """One chunk's world written as a warehouse of its own in `folder` (warehouse/, truth/); what its ids
+    count."""
     world = simulate(cfg, progress=False)
-    for kind, frames in (("warehouse", world.tables), ("truth", world.truth)):
-        (folder / kind).mkdir(parents=True, exist_ok=True)
-        for name, df in frames.items():
-            columns = TABLES[name].column_names if kind == "warehouse" else list(df.columns)
-            df[columns].to_parquet(folder / kind / f"{name}.parquet", index=False)
+    write_world(world, Settings(data_dir=folder))
     ring = world.truth["users"]["ring_id"]
     counts = {"transactions": len(world.tables["transactions"]), "loans": len(world.tables["loans"]),
               "rings": int(ring.max()) + 1 if (ring >= 0).any() else 0}
-    return folder, counts, world.meta
+    return folder, counts
 
 
-def _in_order(futures: list[Future], progress: bool) -> Iterator[tuple[Path, dict[str, int], dict]]:
+def _in_order(futures: list[Future], progress: bool) -> Iterator[tuple[Path, dict[str, int]]]:
     for future in tqdm(futures, desc="simulate chunks", unit="chunk", disable=not progress):
         yield future.result()
 
 
-def merge(parts: Iterator[tuple[Path, dict[str, int], dict]], settings: Settings) -> dict[str, int]:
+def merge(parts: Iterator[tuple[Path, dict[str, int]]], settings: Settings) -> dict[str, int]:
     """The chunks' parts appended in order to one file per table, ids shifted; rows per warehouse table."""
     targets = {"warehouse": settings.warehouse_dir, "truth": settings.truth_dir}
     for folder in targets.values():
@@ -90,18 +87,19 @@ def merge(parts: Iterator[tuple[Path, dict[str, int], dict]], settings: Settings
     offsets = {"transactions": 0, "loans": 0, "rings": 0}
     rows: dict[str, int] = {}
     try:
-        for k, (folder, counts, meta) in enumerate(parts):
+        for k, (folder, counts) in enumerate(parts):
             if k == 0:
-                (settings.truth_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+                shutil.copy(folder / "truth" / "meta.json", settings.truth_dir / "meta.json")
             for kind, target in targets.items():
                 for path in sorted((folder / kind).glob("*.parquet")):
                     key = (kind, path.stem)
                     if key in SHARED and k > 0:
                         continue
-                    for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS):
+                    part = pq.ParquetFile(path)
+                    if key not in writers:  # from the first chunk's schema, so that an empty table is written too
+                        writers[key] = pq.ParquetWriter(target / f".{path.stem}.part", part.schema_arrow)
+                    for batch in part.iter_batches(BATCH_ROWS):
                         table = _shifted(pa.Table.from_batches([batch]), kind, path.stem, offsets)
-                        if key not in writers:
-                            writers[key] = pq.ParquetWriter(target / f".{path.stem}.part", table.schema)
                         writers[key].write_table(table.cast(writers[key].schema))
                         if kind == "warehouse":
                             rows[path.stem] = rows.get(path.stem, 0) + len(table)
@@ -113,9 +111,6 @@ def merge(parts: Iterator[tuple[Path, dict[str, int], dict]], settings: Settings
             w.close()
     for kind, name in writers:
         (targets[kind] / f".{name}.part").replace(targets[kind] / f"{name}.parquet")
-    for name, table in TABLES.items():
-        if table.optional and ("warehouse", name) not in writers:
-            empty_table(table, {}).to_parquet(settings.warehouse_dir / f"{name}.parquet", index=False)
     create_views(settings)
     return rows
 

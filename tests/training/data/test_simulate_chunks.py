@@ -25,7 +25,6 @@ def _settings(root: Path, chunk: int) -> Settings:
 @pytest.fixture(scope="module")
 def chunked(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     s = _settings(tmp_path_factory.mktemp("chunked"), CHUNK)
-    s.data_dir.mkdir(parents=True)
     simulate_into(CFG, s, progress=False)
     return s
 
@@ -74,7 +73,6 @@ def test_first_chunk_is_the_world_of_its_size(chunked: Settings, tmp_path: Path)
 def test_tables_read_as_one_worlds(chunked: Settings, tmp_path: Path) -> None:
     """The same columns and dtypes as a world simulated whole, and features computed over them."""
     whole = _settings(tmp_path, CFG.users)
-    whole.data_dir.mkdir(parents=True)
     simulate_into(CFG, whole, progress=False)
     for path in sorted(whole.warehouse_dir.glob("*.parquet")):
         assert _read(chunked, path.stem).dtypes.to_dict() == pd.read_parquet(path).dtypes.to_dict(), path.stem
