@@ -24,11 +24,12 @@ from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, A
                           alike, arm_probabilities, plan, summary)
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
-from scoring.segments import grid_columns
+from scoring.segments import CELLS, grid_columns
 from scoring.seeds import load_seed
 from scoring.snapshot import FeatureRows, Snapshot, id_array
 
 
+SEGMENT_NAMES = [str(c) for c in CELLS]
 # The least plan request (`Planning.warm` names the arms).
 DEFAULT_REQUEST = {"audience": {"all": True}, "send_date": "2026-01-01", "budget": 1.0}
 
@@ -48,7 +49,7 @@ class Planning:
 
     snapshot: Snapshot
     table: ArmTable
-    segments: np.ndarray  # (n,) lifecycle × value label
+    segments: np.ndarray  # (n,) int8: each user's cell of the lifecycle × value grid (into CELLS)
     abuse: np.ndarray | None  # (n,) abuse score
     credit_pd: np.ndarray | None  # (n,) probability of default
     opted_out: np.ndarray  # (n, channels) bool
@@ -61,13 +62,11 @@ class Planning:
         cols = self.table.columns(defaults.arms)
         for members in alike(defaults):
             self.table.likeliest(cols[members])
-        _ = self.segment_codes
 
-    @cached_property
+    @property
     def segment_codes(self) -> tuple[np.ndarray, list[str]]:
         """Each user's segment as an index into the segment names: counting by segment is a bincount."""
-        names, codes = np.unique(self.segments, return_inverse=True)
-        return codes, [str(x) for x in names]
+        return self.segments, SEGMENT_NAMES
 
     @staticmethod
     def opt_out_matrix(snapshot: Snapshot, opt_outs: pd.DataFrame | None) -> np.ndarray:
@@ -95,7 +94,7 @@ def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dic
         parts = [arm_probabilities(scorer, X, arms) for X in rows.chunks()]
         p_control, p_arm = (np.concatenate(p) for p in zip(*parts))
         out = {"p_control": p_control, "p_arm_t": np.ascontiguousarray(p_arm.T),  # arm-major: ArmTable reads arm by arm
-               "segments": rows.map(lambda X: grid.assign(X[:, where[0]], X[:, where[1]], X[:, where[2]])).astype(str)}
+               "segments": rows.map(lambda X: grid.cell(X[:, where[0]], X[:, where[1]], X[:, where[2]]))}
         if "credit" in models:
             out["credit"] = models["credit"][2].map(models["credit"][1].predict)
         return out
@@ -132,7 +131,7 @@ def audience(p: Planning, req: PlanRequest) -> tuple[np.ndarray, int]:
     if a.all:
         return np.arange(len(p.snapshot.ids)), 0
     if a.segments is not None:
-        return np.flatnonzero(np.isin(p.segments, a.segments)), 0
+        return np.flatnonzero(np.isin(p.segments, [SEGMENT_NAMES.index(s) for s in a.segments])), 0
     if a.seed_name is not None:
         try:
             ids = id_array(load_seed(p.seeds, a.seed_name))

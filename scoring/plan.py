@@ -47,17 +47,25 @@ class ArmTable:
         index = {a: k for k, a in enumerate(self.arms)}
         return np.array([index[a] for a in arms], dtype=np.intp)
 
-    def likeliest(self, cols: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Per user, which of the columns `cols` is the most likely to convert (a position into `cols`)
-        and that probability; kept, so that the plans of a snapshot compute each group once."""
+    def likeliest(self, cols: Sequence[int]) -> np.ndarray:
+        """Per user, which of the columns `cols` is the most likely to convert (a position into `cols`);
+        kept, a byte per user, so that the plans of a snapshot compare each group's columns once."""
         key = tuple(int(c) for c in cols)
         if key not in self._likeliest:
             best, which = self.p_arm[:, key[0]].copy(), np.zeros(len(self.p_control), dtype=np.int8)
             for j, c in enumerate(key[1:], 1):  # column by column: each is contiguous
                 which[self.p_arm[:, c] > best] = j
                 np.maximum(best, self.p_arm[:, c], out=best)
-            self._likeliest[key] = which, best
+            self._likeliest[key] = which
         return self._likeliest[key]
+
+    def chosen(self, cols: Sequence[int], which: np.ndarray) -> np.ndarray:
+        """P(convert) under cols[which] for every user (`likeliest`'s choice, read again rather than kept:
+        at 10M users each group's copy would be 40 MB in every worker)."""
+        p = self.p_arm[:, cols[0]].copy()
+        for j, c in enumerate(cols[1:], 1):
+            np.copyto(p, self.p_arm[:, c], where=which == j)
+        return p
 
 
 @dataclass
@@ -118,9 +126,9 @@ def candidates(table: ArmTable, rows: np.ndarray, campaign: Campaign) -> tuple[l
     shape = (len(rows), len(groups))
     arm, p = np.empty(shape, dtype=np.intp, order="F"), np.empty(shape, dtype=np.float32, order="F")
     for g, members in enumerate(groups):
-        which, best = table.likeliest(cols[members])
+        which = table.likeliest(cols[members])
         arm[:, g] = members[which if every else which[rows]]
-        p[:, g] = best if every else best[rows]
+        p[:, g] = table.chosen(cols[members], which) if every else table.p_arm[rows, cols[members][which[rows]]]
     return groups, arm, p
 
 

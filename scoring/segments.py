@@ -17,6 +17,8 @@ LIFECYCLE_COLUMNS = SEGMENT_COLUMNS[:2]
 
 # Labels of the grid, e.g. "silent_7_21/V4": value band V1 (no value) to V5 (top quartile of value).
 GRID = np.array([[f"{stage}/V{v + 1}" for v in range(VALUE_BANDS)] for stage in LIFECYCLE], dtype=object)
+# The grid's labels in cell order: a cell number (stage × VALUE_BANDS + band) indexes it.
+CELLS = GRID.ravel()
 
 
 # Silence (days) above which each later stage starts: 7 or more, over 21, over 90, over 360.
@@ -53,9 +55,13 @@ class SegmentGrid:
         self._edge_list = self._edges.tolist()
 
     def assign(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
+        return CELLS[self.cell(tenure_days, days_silent, value)]
+
+    def cell(self, tenure_days: np.ndarray, days_silent: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Each user's cell of the grid (into CELLS), a byte each: a whole base's labels would be 72."""
         # fmax: no value recorded (NaN) lands in the lowest band, as 0 or any non-positive value does.
         band = np.minimum(np.searchsorted(self._edges, np.fmax(value, 0.0), side="left"), VALUE_BANDS - 1)
-        return GRID[stage_index(tenure_days, days_silent), band]
+        return (stage_index(tenure_days, days_silent) * VALUE_BANDS + band).astype(np.int8)
 
     def label(self, tenure_days: float, days_silent: float, value: float) -> str:
         """`assign` for one user, in plain Python on the same edges (a test holds them equal):

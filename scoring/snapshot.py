@@ -1,13 +1,15 @@
 """The serving snapshot: every user's features as of one date, looked up by id with a binary search.
 
-On disk (beside `features.parquet`, checksummed in the same manifest) it is one float64 matrix, a row
-per user in id order, with text columns as codes into their categories, and the sorted ids: numpy
-files that every worker memory-maps read-only, so that the page cache holds one copy whatever the
-worker count. Each model reads its columns of it through `FeatureRows`, not through a copy of its own.
+On disk (beside `features.parquet`, checksummed in the same manifest) it is a matrix with a row per
+user in id order, text columns as codes into their categories, each column kept in the narrowest type
+that holds it exactly (scoring.matrix: one numpy file per type), and the sorted ids: files that every
+worker memory-maps read-only, so that the page cache holds one copy whatever the worker count. Each
+model reads its columns of it through `FeatureRows`, not through a copy of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,12 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scoring.artifacts import ArtifactError, file_sha256
+from scoring.matrix import FLOAT, INTEGERS, NarrowMatrix, Reader, narrowest, pack
 from scoring.spec import FeatureSpec, numbers
 from scoring.thresholds import SORTED_SEARCH_IDS
 from scoring.vocabulary import NOT_FEATURES
 
 VALUES_FILE, IDS_FILE, COLUMNS_FILE = "snapshot-values.npy", "snapshot-ids.npy", "snapshot-columns.json"
-MAPPED_FILES = (VALUES_FILE, IDS_FILE, COLUMNS_FILE)
 # Work over the whole snapshot (a model's scores of every user, column means) is done this many rows at a
 # time, so that it holds a slice of the snapshot rather than a copy of it.
 CHUNK_ROWS = 100_000
@@ -71,27 +73,21 @@ class FeatureRows:
     rows are copied per call, the matrix never. Columns the snapshot lacks (the offer of an uplift
     model) are NaN; a text column's codes are translated to the model's own category codes."""
 
-    values: np.ndarray = field(repr=False)  # the snapshot's (n, C) matrix
+    values: NarrowMatrix = field(repr=False)  # the snapshot's (n, C) matrix
     src: np.ndarray  # (F,) the snapshot column of each model column (0 where it lacks it)
     absent: np.ndarray  # (F,) bool: the snapshot lacks the column
     recode: tuple[tuple[int, np.ndarray], ...]  # (model column, snapshot code → model code)
 
     @cached_property
-    def _span(self) -> slice | None:
-        """The model's columns as one run of the matrix's, when they are: then rows are one copy."""
-        if self.absent.any() or self.recode or len(self.src) == 0:
-            return None
-        start = int(self.src[0])
-        return slice(start, start + len(self.src)) if np.array_equal(self.src, np.arange(start, start + len(self.src))) else None
+    def _reader(self) -> Reader:
+        return self.values.reader(self.src)
 
     def __len__(self) -> int:
         return len(self.values)
 
     def take(self, rows: np.ndarray | slice) -> np.ndarray:
         """The model's matrix of these snapshot rows (a new array)."""
-        if self._span is not None:  # advanced index and slice: one copy of just these rows' columns
-            return np.array(self.values[rows, self._span]) if isinstance(rows, slice) else self.values[rows, self._span]
-        X = (self.values[rows] if isinstance(rows, slice) else np.take(self.values, rows, axis=0))[:, self.src]
+        X = self._reader.take(rows)
         X[:, self.absent] = np.nan
         for j, table in self.recode:
             codes = X[:, j]
@@ -100,9 +96,7 @@ class FeatureRows:
         return X
 
     def row(self, row: int) -> np.ndarray:
-        """One row as a (1, F) matrix: a view of the snapshot's where the columns allow it."""
-        if self._span is not None:
-            return self.values[row:row + 1, self._span]
+        """One row as a (1, F) matrix."""
         return self.take(slice(row, row + 1))
 
     def chunks(self, size: int = CHUNK_ROWS):
@@ -118,11 +112,11 @@ class FeatureRows:
 
 @dataclass
 class Snapshot:
-    """Features of every user as of the snapshot date: `values` (n, C) float64 in id order, `ids` sorted
-    (whole numbers or text, as the warehouse has them), text columns as codes into `categories`."""
+    """Features of every user as of the snapshot date: `values` (n, C), read as float64, in id order, `ids`
+    sorted (whole numbers or text, as the warehouse has them), text columns as codes into `categories`."""
 
     as_of: str
-    values: np.ndarray = field(repr=False)
+    values: NarrowMatrix = field(repr=False)
     ids: np.ndarray = field(repr=False)
     columns: list[str]
     categories: dict[str, list[str]]
@@ -135,7 +129,8 @@ class Snapshot:
         frame = frame.sort_index()
         categories = {c: sorted(str(v) for v in frame[c].dropna().unique()) for c in frame.columns if _is_text(frame[c])}
         frame = frame[matrix_order(list(frame.columns), set(categories))]
-        return cls(as_of, _encode(frame, categories), id_array(frame.index), list(frame.columns), categories)
+        values = NarrowMatrix.of(_encode(frame, categories), [_frame_dtype(frame[c], categories.get(c)) for c in frame.columns])
+        return cls(as_of, values, id_array(frame.index), list(frame.columns), categories)
 
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
@@ -143,19 +138,25 @@ class Snapshot:
         before it carried them is read from its Parquet into memory."""
         manifest = json.loads((folder / "manifest.json").read_text())
         digests = manifest["sha256"]
-        if not all(name in digests for name in MAPPED_FILES):
+        files = mapped_files(folder, digests)
+        if files is None:
             snapshot = cls.of_frame(manifest["as_of"], pd.read_parquet(_verified(folder, "features.parquet", digests)))
             snapshot.sha256 = digests["features.parquet"]
             return snapshot
-        for name in MAPPED_FILES:
+        for name in files:
             _verified(folder, name, digests)
         meta = json.loads((folder / COLUMNS_FILE).read_text())
+        dtypes = _dtypes(meta)
         # Plain arrays over the maps: numpy's memmap subclass would tag every result computed from them.
-        values = np.load(folder / VALUES_FILE, mmap_mode="r").view(np.ndarray)
         ids = np.load(folder / IDS_FILE, mmap_mode="r").view(np.ndarray)
-        if values.shape != (len(ids), len(meta["columns"])):
-            raise ArtifactError("feature snapshot files disagree on their shape")
-        return cls(manifest["as_of"], values, ids, meta["columns"], meta["categories"], digests[VALUES_FILE])
+        blocks = {d: np.load(folder / block_file(d), mmap_mode="r").view(np.ndarray) for d in dict.fromkeys(dtypes)}
+        try:
+            values = NarrowMatrix(len(ids), dtypes, blocks)
+        except ValueError as e:
+            raise ArtifactError(f"feature snapshot files disagree on their shape: {e}") from e
+        # What derived arrays are keyed by: every file the matrix is read from.
+        sha = digests[files[0]] if len(files) == 1 else hashlib.sha256("".join(digests[f] for f in files).encode()).hexdigest()
+        return cls(manifest["as_of"], values, ids, meta["columns"], meta["categories"], sha)
 
     @cached_property
     def position(self) -> dict[str, int]:
@@ -172,19 +173,19 @@ class Snapshot:
         """One column for every user, as numbers (a text column's codes); KeyError when absent. Kept
         once read: a column of a row-major matrix is a read of every page of it."""
         if name not in self._columns:
-            self._columns[name] = np.ascontiguousarray(self.values[:, self.position[name]])
+            self._columns[name] = self.values.reader([self.position[name]]).take(slice(None))[:, 0]
         return self._columns[name]
 
     def at(self, rows: np.ndarray, name: str) -> np.ndarray:
         """One column at some rows."""
-        return self.values[rows, self.position[name]]
+        return self.values.reader([self.position[name]]).take(rows)[:, 0]
 
     @cached_property
     def column_means(self) -> np.ndarray:
         """Each column's mean over the users who have a value, read a block of rows at a time."""
         total, count = np.zeros(len(self.columns)), np.zeros(len(self.columns))
         for start in range(0, len(self.values), CHUNK_ROWS):
-            block = self.values[start:start + CHUNK_ROWS]
+            block = self.values.rows(slice(start, start + CHUNK_ROWS))
             known = ~np.isnan(block)
             total += np.where(known, block, 0.0).sum(axis=0)
             count += known.sum(axis=0)
@@ -192,7 +193,7 @@ class Snapshot:
 
     def take_frame(self, rows: np.ndarray | slice) -> pd.DataFrame:
         """Snapshot rows as a frame indexed by user_id, text columns as text, numbers as float64."""
-        block = self.values[rows]
+        block = self.values.rows(rows)
         out = {}
         for j, c in enumerate(self.columns):
             if c in self.categories:
@@ -254,6 +255,23 @@ def matrix_order(columns: list[str], text: set[str]) -> list[str]:
             + [c for c in columns if c in NOT_FEATURES])
 
 
+def _frame_dtype(col: pd.Series, categories: list[str] | None) -> str:
+    """The narrowest type that holds a frame column's numbers (a text column's codes) exactly."""
+    if categories is not None:
+        return narrowest(True, 0, len(categories) - 1)
+    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        return FLOAT
+    x = numbers(col).to_numpy(dtype=np.float64, na_value=np.nan)
+    return _values_dtype(x)
+
+
+def _values_dtype(x: np.ndarray) -> str:
+    known = x[~np.isnan(x)]
+    if not len(known):
+        return narrowest(True, 1, 0)
+    return narrowest(bool(np.all(known == np.round(known))), float(known.min()), float(known.max()))
+
+
 def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
     """A frame's rows as the snapshot's float64 matrix: numbers as numbers, text as codes (NaN: missing)."""
     values = np.empty((len(frame), frame.shape[1]), dtype=np.float64)
@@ -267,14 +285,35 @@ def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray
     return values
 
 
+def block_file(dtype: str) -> str:
+    """The file of the matrix's columns of one type (float64's keeps the name of the one matrix there was)."""
+    return VALUES_FILE if dtype == FLOAT else f"snapshot-values-{dtype}.npy"
+
+
+def _dtypes(meta: dict) -> list[str]:
+    return meta.get("dtypes") or [FLOAT] * len(meta["columns"])  # written before the types: one float64 matrix
+
+
+def mapped_files(folder: Path, digests: dict[str, str]) -> list[str] | None:
+    """The files a worker maps (the matrix's blocks, the ids, the columns), None for a snapshot whose
+    manifest has no checksums of them (built before it had them, or their writing failed)."""
+    if COLUMNS_FILE not in digests or IDS_FILE not in digests:
+        return None
+    meta = json.loads(_verified(folder, COLUMNS_FILE, digests).read_text())
+    files = [block_file(d) for d in dict.fromkeys(_dtypes(meta))]
+    return [*files, IDS_FILE, COLUMNS_FILE] if all(f in digests for f in files) else None
+
+
 def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list[Path]:
     """The mapped files of a feature snapshot's Parquet (user_id and the features), written a batch of
-    rows at a time into the file itself: a 10M-user snapshot as a frame would be its size again in memory."""
+    rows at a time into the files themselves: a 10M-user snapshot as a frame would be its size again in
+    memory. A first pass finds each column's type."""
     pf = pq.ParquetFile(parquet)
     text = [c for c in pf.schema_arrow.names if c != "user_id" and not _arrow_number(pf.schema_arrow.field(c).type)]
     columns = matrix_order([c for c in pf.schema_arrow.names if c != "user_id"], set(text))
     categories = {c: sorted(str(v) for v in pc.unique(pf.read(columns=[c]).column(0)).drop_null().to_pylist())
                   for c in text}
+    dtypes = _parquet_dtypes(pf, columns, categories, batch_rows)
     ids = id_array(pf.read(columns=["user_id"]).column(0).to_numpy(zero_copy_only=False))
     order = np.argsort(ids, kind="stable")
     in_order = bool(np.all(order == np.arange(len(ids))))
@@ -283,22 +322,48 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
         rank[order] = np.arange(len(ids))
     # Each file is written under a temporary name and renamed over the old one: a process that has the
     # old files mapped (an offline plan, the monitor) keeps reading them whole instead of a truncated file.
-    partial = {name: folder / f".{name}.{os.getpid()}" for name in MAPPED_FILES}
-    values = np.lib.format.open_memmap(partial[VALUES_FILE], mode="w+", dtype=np.float64, shape=(len(ids), len(columns)))
+    names = [*(block_file(d) for d in dict.fromkeys(dtypes)), IDS_FILE, COLUMNS_FILE]
+    partial = {name: folder / f".{name}.{os.getpid()}" for name in names}
+    blocks = {d: (np.flatnonzero(np.array(dtypes) == d),
+                  np.lib.format.open_memmap(partial[block_file(d)], mode="w+", dtype=d,
+                                            shape=(len(ids), dtypes.count(d))))
+              for d in dict.fromkeys(dtypes)}
     start = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
         block = _encode(batch.to_pandas(), categories)
         where = slice(start, start + len(block)) if rank is None else rank[start:start + len(block)]
-        values[where] = block
+        for d, (cols, out) in blocks.items():
+            out[where] = pack(block[:, cols], d)
         start += len(block)
-    values.flush()
-    del values
+    for _, out in blocks.values():
+        out.flush()
+    del blocks
     with open(partial[IDS_FILE], "wb") as f:
         np.save(f, ids[order])
-    partial[COLUMNS_FILE].write_text(json.dumps({"columns": columns, "categories": categories, "index": "user_id"}))
+    partial[COLUMNS_FILE].write_text(json.dumps({"columns": columns, "categories": categories, "dtypes": dtypes,
+                                                 "index": "user_id"}))
     for name, path in partial.items():
         os.replace(path, folder / name)
-    return [folder / name for name in MAPPED_FILES]
+    stale = {block_file(d) for d in (FLOAT, *INTEGERS)} - set(names)
+    for name in stale:  # a block of a type this snapshot no longer has
+        (folder / name).unlink(missing_ok=True)
+    return [folder / name for name in names]
+
+
+def _parquet_dtypes(pf: pq.ParquetFile, columns: list[str], categories: dict[str, list[str]], batch_rows: int) -> list[str]:
+    """Each column's type, from one pass over its values (many counts are stored as doubles)."""
+    numeric = [c for c in columns if c not in categories]
+    integral = dict.fromkeys(numeric, True)
+    lo, hi = dict.fromkeys(numeric, np.inf), dict.fromkeys(numeric, -np.inf)
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=numeric):
+        for c, array in zip(numeric, batch.columns):
+            x = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+            known = x[~np.isnan(x)]
+            if len(known):
+                integral[c] = integral[c] and bool(np.all(known == np.round(known)))
+                lo[c], hi[c] = min(lo[c], float(known.min())), max(hi[c], float(known.max()))
+    return [narrowest(True, 0, len(categories[c]) - 1) if c in categories else narrowest(integral[c], lo[c], hi[c])
+            for c in columns]
 
 
 def _arrow_number(t: pa.DataType) -> bool:

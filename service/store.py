@@ -15,7 +15,7 @@ from scoring.drift import PREVIOUS_PROFILE
 from scoring.plan import OPT_OUTS_FILE
 from scoring.registry import CHAMPION, FORECAST_MODEL, MODEL_NAMES, SNAPSHOT_MODEL
 from scoring.settings import Settings
-from scoring.snapshot import MAPPED_FILES
+from scoring.snapshot import mapped_files
 
 HEADLINE = ("oot_auc", "oot_ks", "oot_qini", "oracle_auc", "oracle_gap_auc", "qini_vs_oracle_ratio",
             "precision_at_capacity", "recall_at_capacity", "backtest_smape", "backtest_coverage",
@@ -41,8 +41,8 @@ def import_snapshot(settings: Settings) -> bentoml.Model:
                                metadata={"rows": manifest["rows"]}) as model:
         # Workers map the snapshot's matrix; its Parquet is copied only for a snapshot whose manifest has
         # no checksums of the matrix (built before it had one, or its writing failed): as Snapshot.load decides.
-        mapped = all(name in manifest["sha256"] for name in MAPPED_FILES)
-        for name in ("manifest.json", OPT_OUTS_FILE, *(MAPPED_FILES if mapped else ("features.parquet",))):
+        mapped = mapped_files(settings.snapshot_dir, manifest["sha256"])
+        for name in ("manifest.json", OPT_OUTS_FILE, *(mapped or ("features.parquet",))):
             if (settings.snapshot_dir / name).exists():  # opt-outs: snapshots built before they were carried lack them
                 shutil.copy2(settings.snapshot_dir / name, model.path_of(name))
         if (settings.snapshot_dir / PREVIOUS_PROFILE).exists():  # the serving snapshot before, profiled for drift

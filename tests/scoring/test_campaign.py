@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from scoring.arms import ARMS, CONTACT_CHANNELS
-from scoring.campaign import Planning, campaign_of, eligibility, make_plan
+from scoring.campaign import SEGMENT_NAMES, Planning, campaign_of, eligibility, make_plan
 from scoring.optimise import Solution, solve
 from scoring.plan import ArmTable, Campaign, alike, problem
 from scoring.plan_request import PlanRequest
@@ -33,7 +33,8 @@ def planning(tmp_path: Path) -> Planning:
     p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(ARMS)))).clip(0, 1).astype(np.float32)
     opt_outs = pd.DataFrame({"user_id": ids[:300], "channel": "sms"})
     return Planning(snapshot, ArmTable(ARMS, p_control, p_arm),
-                    np.where(np.arange(N) % 2 == 0, "active/V3", "silent_7_21/V4"), rng.random(N), rng.random(N) * 0.3,
+                    np.where(np.arange(N) % 2 == 0, SEGMENT_NAMES.index("active/V3"),
+                                                                SEGMENT_NAMES.index("silent_7_21/V4")).astype(np.int8), rng.random(N), rng.random(N) * 0.3,
                     Planning.opt_out_matrix(snapshot, opt_outs), tmp_path / "seeds",
                     {"models": {}, "snapshot": {"as_of": "2026-12-01", "sha256": "0" * 64}})
 

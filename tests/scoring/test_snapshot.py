@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scoring.artifacts import ArtifactError, file_sha256
-from scoring.snapshot import VALUES_FILE, Snapshot, id_array, write_mapped
+from scoring.snapshot import COLUMNS_FILE, IDS_FILE, VALUES_FILE, Snapshot, block_file, id_array, write_mapped
 from scoring.spec import FeatureSpec
 
 
@@ -68,8 +68,10 @@ def test_mapped_files_hold_what_the_frame_holds_and_are_mapped_not_read(tmp_path
     frame = _frame()
     _published(tmp_path, frame)
     mapped, direct = Snapshot.load(tmp_path), Snapshot.of_frame("2025-01-01", frame)
-    assert isinstance(mapped.values.base, np.memmap) or not mapped.values.flags.owndata
-    assert np.array_equal(mapped.values, direct.values, equal_nan=True) and np.array_equal(mapped.ids, direct.ids)
+    assert all(not b.flags.owndata for b in mapped.values.blocks.values())
+    assert mapped.values.dtypes == direct.values.dtypes
+    assert np.array_equal(mapped.values.to_numpy(), direct.values.to_numpy(), equal_nan=True)
+    assert np.array_equal(mapped.ids, direct.ids)
     assert mapped.categories == direct.categories == {"gender": ["f", "m"], "acquisition_channel": ["ads", "invite", "organic"]}
     back = mapped.frame.loc[frame.index]
     assert back["acquisition_channel"].tolist() == frame["acquisition_channel"].tolist()
@@ -77,22 +79,42 @@ def test_mapped_files_hold_what_the_frame_holds_and_are_mapped_not_read(tmp_path
     assert mapped.column_means[mapped.position["credit_line"]] == pytest.approx(frame["credit_line"].mean())
 
 
-def test_a_flipped_byte_in_the_matrix_is_refused(tmp_path):
-    _published(tmp_path, _frame())
-    path = tmp_path / VALUES_FILE
+@pytest.mark.parametrize("dtype", ["float64", "int8", "int16"])
+def test_a_flipped_byte_in_any_block_of_the_matrix_is_refused(tmp_path, dtype):
+    frame = _frame().assign(tenure_days=lambda f: np.arange(len(f)) * 100)  # an int16 column
+    _published(tmp_path, frame)
+    path = tmp_path / block_file(dtype)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match=VALUES_FILE):
+    with pytest.raises(ArtifactError, match=path.name):
         Snapshot.load(tmp_path)
+
+
+def test_a_snapshot_of_one_float64_matrix_still_loads(tmp_path):
+    """Published before the columns had types: snapshot-values.npy held them all."""
+    frame = _frame()
+    _published(tmp_path, frame)
+    direct = Snapshot.of_frame("2025-01-01", frame)
+    np.save(tmp_path / VALUES_FILE, direct.values.to_numpy())
+    meta = json.loads((tmp_path / COLUMNS_FILE).read_text())
+    (tmp_path / COLUMNS_FILE).write_text(json.dumps({k: v for k, v in meta.items() if k != "dtypes"}))
+    for name in ("snapshot-values-int8.npy",):
+        (tmp_path / name).unlink()
+    files = [tmp_path / n for n in (VALUES_FILE, IDS_FILE, COLUMNS_FILE)]
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"as_of": "2025-01-01", "rows": len(frame), "sha256": {p.name: file_sha256(p) for p in files}}))
+    old = Snapshot.load(tmp_path)
+    assert set(old.values.blocks) == {"float64"}
+    assert np.array_equal(old.values.to_numpy(), direct.values.to_numpy(), equal_nan=True)
 
 
 def test_a_new_snapshot_replaces_the_files_and_a_process_mapping_the_old_ones_reads_them_whole(tmp_path):
     _published(tmp_path, _frame())
     old = Snapshot.load(tmp_path)
-    before = old.values.copy()
+    before = old.values.to_numpy()
     _published(tmp_path, _frame(20))  # fewer rows: written in place, the old map would run past the file's end
-    assert np.array_equal(old.values, before, equal_nan=True)
+    assert np.array_equal(old.values.to_numpy(), before, equal_nan=True)
     assert len(Snapshot.load(tmp_path).ids) == 20
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no temporary file left"
 
@@ -112,12 +134,20 @@ def test_a_model_reads_its_columns_as_its_spec_would_make_them(categories):
     assert np.array_equal(np.vstack(list(rows.chunks(size=9))), expected, equal_nan=True)
 
 
-def test_a_model_fitted_on_the_snapshots_columns_reads_a_view_of_one_row():
+def test_each_column_is_kept_in_the_narrowest_type_that_holds_it():
+    frame = _frame()
+    snap = Snapshot.of_frame("2025-01-01", frame)
+    types = dict(zip(snap.columns, snap.values.dtypes))
+    assert types == {"age": "int8", "credit_line": "float64", "bound_card": "int8", "dpd_now": "int8",
+                     "acquisition_channel": "int8", "gender": "int8"}
+    assert snap.values.nbytes == len(frame) * (5 + 8)
+
+
+def test_a_model_fitted_on_the_snapshots_columns_reads_its_rows():
     frame = _frame()
     snap = Snapshot.of_frame("2025-01-01", frame)
     spec = FeatureSpec.fit(frame)  # numbers, then text, in the frame's order; gender is no feature
     rows = snap.features_for(spec)
-    assert np.shares_memory(rows.row(3), snap.values)
     expected = spec.to_matrix(snap.frame)
     assert np.array_equal(rows.take(np.array([3, 1])), expected[[3, 1]], equal_nan=True)
     assert np.array_equal(rows.row(3), expected[3:4], equal_nan=True)
