@@ -75,6 +75,24 @@ def tree_pss_gib(pid: int) -> float:
     return total_kb * 1024 / GIB
 
 
+def pss_by_mapping_gib(pid: int, top: int = 8) -> dict[str, float]:
+    """`tree_pss_gib` by what is mapped (a file's name, or [anon] and the like), the largest first."""
+    by: dict[str, int] = {}
+    for p in descendants(pid):
+        try:
+            name = ""
+            for line in Path(f"/proc/{p}/smaps").read_text().splitlines():
+                head = line.split(maxsplit=5)
+                if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                    name = Path(head[5]).name if len(head) == 6 else "[anon]"
+                elif line.startswith("Pss:"):
+                    by[name] = by.get(name, 0) + int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    ranked = sorted(by.items(), key=lambda kv: -kv[1])
+    return {k: v * 1024 / GIB for k, v in ranked[:top]}
+
+
 def add_key(env: dict[str, str], name: str, scopes: str) -> str:
     """A new API key in the world's keys file; the key itself."""
     return subprocess.run(py("-m", "service", "keys", "add", name, "--scopes", scopes), cwd=ROOT, env=env,

@@ -7,10 +7,12 @@
 - duckdb_score_<m>_s / spark_score_<m>_s: `score --model churn@champion` of that world's serving snapshot,
   the churn model trained on a small world of the same simulator;
 - serve_<n>_pss_gib / serve_<n>_one_worker_pss_gib / serve_<n>_pss_vs_one_worker_ratio / serve_<n>_start_s:
-  the service on the --users world's snapshot (the champions trained on a small world) with two workers and
-  with one: the proportional set size summed over the server's processes (shared pages counted once), after
-  every user has been scored, a lookalike expansion and a plan over the whole base; and the seconds until
-  /readyz with two workers.
+  the service on the --users world's snapshot (the champions trained on a small world) with one worker, then
+  with two: the proportional set size summed over the server's processes (shared pages counted once), after
+  every user has been scored, a lookalike expansion and a plan over the whole base; the seconds until
+  /readyz with two workers, which find the arrays derived from the snapshot (scoring.derived) as a restarted
+  server does; serve_<n>_first_start_s: the one worker's, which derives them (every user's abuse score);
+  with two workers after the warm-up, single_user_<n>_p99_ms (churn, 8 clients) and batch_10k_<n>_ms (p50).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pyarrow.parquet as pq
 
-from bench.common import HOST, add_key, env_for, log, py, server_log, timed, tree_pss_gib
+from bench.common import HOST, add_key, env_for, log, pss_by_mapping_gib, py, server_log, timed, tree_pss_gib
+from bench.loadgen import build_request, run_load
 from service.launch import bentoml_serve, free_port, start, stop
 
 TRAIN_USERS = 20_000
@@ -97,8 +101,8 @@ def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
     key = add_key(env, "bench-scale", "campaign,risk")
     ids = pq.read_table(big / "snapshot" / "features.parquet", columns=["user_id"]).column(0).to_pylist()
     send_date = json.loads((big / "snapshot" / "manifest.json").read_text())["as_of"]
+    shutil.rmtree(big / "derived", ignore_errors=True)  # the first server derives its arrays afresh
     for workers in (1, 2):
-        shutil.rmtree(big / "derived", ignore_errors=True)  # each server derives its arrays afresh
         port = free_port()
         started = time.perf_counter()
         server = start(bentoml_serve("service.service:Opscore", port, HOST), {**env, "OPSCORE_SERVE_WORKERS": str(workers)},
@@ -107,17 +111,36 @@ def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
             ready_s = time.perf_counter() - started
             touch_every_row(port, key, ids, send_date)
             pss = tree_pss_gib(server.process.pid)
+            log("PSS by mapping (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in pss_by_mapping_gib(server.process.pid).items()))
+            if workers == 2:
+                latencies(port, key, ids, tag(users), figures)
         finally:
             stop(server)
             server.log.unlink(missing_ok=True)
         log(f"{workers} worker(s): ready in {ready_s:.0f} s, PSS {pss:.2f} GiB after touching every row")
         if workers == 1:
             figures[f"serve_{tag(users)}_one_worker_pss_gib"] = pss
+            figures[f"serve_{tag(users)}_first_start_s"] = ready_s
         else:
             figures[f"serve_{tag(users)}_pss_gib"] = pss
             figures[f"serve_{tag(users)}_start_s"] = ready_s
     figures[f"serve_{tag(users)}_pss_vs_one_worker_ratio"] = (figures[f"serve_{tag(users)}_pss_gib"]
                                                              / figures[f"serve_{tag(users)}_one_worker_pss_gib"])
+
+
+def latencies(port: int, key: str, ids: list, name: str, figures: dict) -> None:
+    """Single users at 8 clients and one 10k batch at a time, on the churn endpoint, over random users."""
+    auth = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(0)
+    singles = [build_request(HOST, port, "/v1/churn/score", json.dumps({"user_ids": [int(u)]}).encode(), auth)
+               for u in rng.choice(ids, 2000, replace=False)]
+    r = run_load(HOST, port, singles, concurrency=8, seconds=15)
+    figures[f"single_user_{name}_p99_ms"] = r.pct(99)
+    batch = [build_request(HOST, port, "/v1/churn/score",
+                           json.dumps({"user_ids": [int(u) for u in rng.choice(ids, 10_000, replace=False)]}).encode(), auth)]
+    r = run_load(HOST, port, batch, concurrency=1, seconds=10, warmup=2)
+    figures[f"batch_10k_{name}_ms"] = r.pct(50)
+    log(f"single user p99 {figures[f'single_user_{name}_p99_ms']:.1f} ms; 10k batch {r.pct(50):.0f} ms")
 
 
 def touch_every_row(port: int, key: str, ids: list, send_date: str) -> None:
