@@ -33,10 +33,25 @@ INLINE_ROWS = 64
 # direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).
 SORTED_SEARCH_IDS = 256
 # Below this many users the lookalike index is exact (IndexFlatIP), which is cheap there; above it
-# IVF, which answers 1,000 seeds over 1M users, top 50k, in ~0.5 s (`lookalike_1m_top50k_ms` in
-# `make bench`) with the clusters searched per query below.
+# IVF over 8-bit scalar-quantised vectors (scoring/vector_index.py): a 10M-user base's index is 1.2 GB
+# where float32 lists were 4.6 GB (and a second float32 copy beside them). Projecting onto 64 of the 114
+# dimensions (PCA, uncentred) halved that again but cost quality: the 1M build's self-check recall of
+# held-out seeds 0.757 -> 0.737 and, at 10M, 0.60 of an exact search's top 50k whatever the nprobe.
 EXACT_INDEX_BELOW = 200_000
+# IVF_LISTS_PER_SQRT_USER * sqrt(n) lists, at most IVF_MAX_LISTS (assigning 10M vectors to 12,649 lists
+# is 1.5x the k-means work of 8,192), of which IVF_NPROBE are searched per query.
+IVF_LISTS_PER_SQRT_USER = 4
+IVF_MAX_LISTS = 8192
 IVF_NPROBE = 24
+# The lists' k-means: this many training vectors per list, this many rounds. At 1M, float32 lists after
+# faiss's default 25 rounds on 50 a list gave the self-check 0.7573; 8-bit lists after these, 0.7567,
+# built in 109 s instead of 323 s (one loaded box, both); the old build's figure was 0.7593.
+IVF_TRAIN_PER_LIST = 40
+IVF_KMEANS_ITERATIONS = 10
+# The 8-bit codes' range per dimension: from this quantile of the training residuals to 1 minus it.
+IVF_RANGE_QUANTILE = 0.001
+# The embedding's quantile grids are fitted on this many random rows (a 1M-user base: all of them).
+SPACE_SAMPLE_ROWS = 1_000_000
 # Up to this many candidate (user, arm) pairs a plan is solved exactly by `scipy.optimize.milp`
 # (HiGHS), within the time limit; above it by the Lagrangian threshold (scoring/optimise.py).
 # 3,000 pairs of one arm took HiGHS to a 5 s time limit without closing a 1e-4 gap (thousands of
