@@ -48,6 +48,14 @@ IVF_NPROBE = 24
 # built in 109 s instead of 323 s (one loaded box, both); the old build's figure was 0.7593.
 IVF_TRAIN_PER_LIST = 40
 IVF_KMEANS_ITERATIONS = 10
+# How the IVF lists store a vector (a faiss ScalarQuantizer type). Over 10M users, 1,000 random seeds'
+# top 50k against an exact search's (bench.scale's lookalike_10m_recall_vs_exact; the same 8,192 lists):
+#   QT_8bit  1 byte a dimension, index 1.2 GB: 0.842 / 0.849 / 0.852 at nprobe 8 / 16 / 32 (a ceiling:
+#            it is the codes' precision, not the lists searched);
+#   QT_fp16  2 bytes, 2.4 GB: 0.985 / 0.994 at nprobe 8 / 16 (1M, 1,024 lists: 0.997, as float32 lists).
+# 8-bit keeps the lookalike within the ~1.5 GB that two workers' 8 GiB at 10M leaves it; fp16 is the
+# switch that meets the 0.95 recall target, at 1.2 GB more of mapped pages.
+IVF_CODE = "QT_8bit"
 # The 8-bit codes span each dimension's whole range (faiss's default). Spanning its 0.1%..99.9% quantiles
 # instead took 1,000 seeds' top 50k from 0.927 to 0.938 of an exact search's at 1M, but from 0.849 to 0.835
 # at 10M (nprobe 16; the same lists).

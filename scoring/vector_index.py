@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import faiss
 import numpy as np
 
-from scoring.thresholds import (EXACT_INDEX_BELOW, IVF_KMEANS_ITERATIONS, IVF_LISTS_PER_SQRT_USER, IVF_MAX_LISTS,
+from scoring.thresholds import (EXACT_INDEX_BELOW, IVF_CODE, IVF_KMEANS_ITERATIONS, IVF_LISTS_PER_SQRT_USER, IVF_MAX_LISTS,
                                 IVF_NPROBE, IVF_TRAIN_PER_LIST)
 
 
@@ -22,13 +22,13 @@ def lists_for(n: int) -> int:
 
 
 def new_index(n: int, dims: int, sample: np.ndarray) -> faiss.Index:
-    """An empty index for n vectors: exact below EXACT_INDEX_BELOW, else IVF with 8-bit scalar-quantised
-    residuals (a quarter of float32's pages), trained on the sample."""
+    """An empty index for n vectors: exact below EXACT_INDEX_BELOW, else IVF over scalar-quantised residuals
+    (IVF_CODE: 8-bit, a quarter of float32's pages), trained on the sample."""
     if n < EXACT_INDEX_BELOW:
         return faiss.IndexFlatIP(dims)
     nlist = lists_for(n)
-    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dims), dims, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
+    code = getattr(faiss.ScalarQuantizer, IVF_CODE)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dims), dims, nlist, code, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = IVF_KMEANS_ITERATIONS
     take = np.random.default_rng(0).permutation(len(sample))[: IVF_TRAIN_PER_LIST * nlist]
     index.train(np.ascontiguousarray(sample[np.sort(take)]))
