@@ -69,7 +69,8 @@ class EmbeddingSpace:
     @property
     def width(self) -> int:
         """The vectors' length: the dimensions, then zeros up to a multiple of 8, the width faiss's
-        scalar quantiser has SIMD code for (a 114-wide 8-bit index searched ~20x slower than a 64-wide one)."""
+        scalar quantiser has SIMD code for (1,000 queries of an 8-bit IVF over 300k vectors: 5.9 s
+        114 wide, 0.6-1.5 s 120 wide on this loaded box)."""
         return -(-len(self.dims) // 8) * 8
 
     def embed(self, frame: pd.DataFrame) -> np.ndarray:
