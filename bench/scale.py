@@ -13,6 +13,11 @@
   /readyz with two workers, which find the arrays derived from the snapshot (scoring.derived) as a restarted
   server does; serve_<n>_first_start_s: the one worker's, which derives them (every user's abuse score);
   with two workers after the warm-up, single_user_<n>_p99_ms (churn, 8 clients) and batch_10k_<n>_ms (p50).
+- lookalike_<n>_top50k_ms / lookalike_<n>_recall_vs_exact / lookalike_<n>_index_gib: on the --users world served
+  by two workers, the median time of POST /v1/lookalike with 1,000 random seed users and k = 50,000 (the
+  self-check's second search included); the share of an exact search's top 50k (same seeds, same vote, true
+  nearest neighbours in the full embedding: bench/lookalike_exact.py) that the served index's ranking returns,
+  computed in-process; and the size of the index file, all a worker maps of the lookalike.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ import pyarrow.parquet as pq
 
 from bench.common import HOST, add_key, env_for, log, pss_by_mapping_gib, py, server_log, timed, tree_pss_gib
 from bench.loadgen import build_request, run_load
+from bench.lookalike_exact import recall_vs_exact
+from scoring.lookalike import Lookalike
+from scoring.snapshot import Snapshot
 from service.launch import bentoml_serve, free_port, start, stop
 
 TRAIN_USERS = 20_000
+LOOKALIKE_SEEDS, LOOKALIKE_K, LOOKALIKE_CALLS = 1000, 50_000, 5
 
 
 def tag(users: int) -> str:
@@ -86,7 +95,9 @@ def trained_world(work: Path) -> tuple[Path, dict[str, str]]:
     return mlruns, env
 
 
-def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
+def serve_world(work: Path, users: int) -> dict[str, str]:
+    """The --users world ready to serve: simulated and featurised (unless it is), seeds, lookalike index
+    and the champions imported with its snapshot (not timed; once per work folder)."""
     big = work / "big"
     mlruns, _ = trained_world(work)
     env = env_for(big, mlruns, work / "bentoml")
@@ -94,10 +105,18 @@ def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
         log(f"simulate + features, {users:,} users (not timed here)")
         timed(py("-m", "training", "simulate", "--users", str(users)), env)
         timed(py("-m", "training", "features"), env)
-    log("seeds, lookalike index and import of the champions with the large snapshot (not timed)")
-    timed(py("-m", "training", "seeds"), env)
-    timed(py("-m", "training", "lookalike-index"), env)
-    timed(py("-m", "service", "import-models"), env)
+    if not (big / "served").exists():
+        log("seeds, lookalike index and import of the champions with the large snapshot (not timed)")
+        timed(py("-m", "training", "seeds"), env)
+        timed(py("-m", "training", "lookalike-index"), env)
+        timed(py("-m", "service", "import-models"), env)
+        (big / "served").touch()
+    return env
+
+
+def bench_serve_memory(work: Path, users: int, figures: dict) -> None:
+    big = work / "big"
+    env = serve_world(work, users)
     key = add_key(env, "bench-scale", "campaign,risk")
     ids = pq.read_table(big / "snapshot" / "features.parquet", columns=["user_id"]).column(0).to_pylist()
     send_date = json.loads((big / "snapshot" / "manifest.json").read_text())["as_of"]
@@ -143,6 +162,35 @@ def latencies(port: int, key: str, ids: list, name: str, figures: dict) -> None:
     log(f"single user p99 {figures[f'single_user_{name}_p99_ms']:.1f} ms; 10k batch {r.pct(50):.0f} ms")
 
 
+def bench_lookalike(work: Path, users: int, figures: dict) -> None:
+    big = work / "big"
+    env = serve_world(work, users)
+    key = add_key(env, "bench-lookalike", "campaign")
+    snapshot = Snapshot.load(big / "snapshot")
+    seed_rows = np.sort(np.random.default_rng(2).choice(len(snapshot.ids), LOOKALIKE_SEEDS, replace=False))
+    body = {"seed_user_ids": snapshot.ids[seed_rows].tolist(), "k": LOOKALIKE_K}
+    port = free_port()
+    server = start(bentoml_serve("service.service:Opscore", port, HOST), {**env, "OPSCORE_SERVE_WORKERS": "2"},
+                   port, server_log(), timeout=1800, workers=2)
+    try:
+        with httpx.Client(base_url=f"http://{HOST}:{port}", headers={"Authorization": f"Bearer {key}"},
+                          timeout=600) as client:
+            ms = []
+            for _ in range(2 + LOOKALIKE_CALLS):  # one warm-up call for each worker
+                started = time.perf_counter()
+                client.post("/v1/lookalike", json=body).raise_for_status()
+                ms.append(1000 * (time.perf_counter() - started))
+    finally:
+        stop(server)
+        server.log.unlink(missing_ok=True)
+    figures[f"lookalike_{tag(users)}_top50k_ms"] = float(np.median(ms[2:]))
+    log(f"lookalike {LOOKALIKE_SEEDS} seeds → {LOOKALIKE_K:,} over HTTP: {np.median(ms[2:]):.0f} ms (median)")
+    lk = Lookalike.load(big / "snapshot" / "lookalike", snapshot)
+    figures[f"lookalike_{tag(users)}_index_gib"] = (big / "snapshot" / "lookalike" / "index.faiss").stat().st_size / 2**30
+    figures[f"lookalike_{tag(users)}_recall_vs_exact"] = recall_vs_exact(lk, seed_rows, LOOKALIKE_K)
+    log(f"lookalike recall of the exact top {LOOKALIKE_K:,}: {figures[f'lookalike_{tag(users)}_recall_vs_exact']:.4f}")
+
+
 def touch_every_row(port: int, key: str, ids: list, send_date: str) -> None:
     """Every user scored by each model, a lookalike expansion and a plan over the whole base from each
     worker (the plan waits for the per-arm table), so that every page the service maps has been read."""
@@ -165,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=10_000_000, help="users simulated + featurised (default 10M)")
     parser.add_argument("--spark-users", type=int, default=1_000_000,
                         help="users of the world both engines featurise and score (default 1M)")
-    parser.add_argument("--parts", default="sim,engines,serve", help="comma-separated subset to run: sim, engines, "
-                        "serve (the --users world served with one and two workers)")
+    parser.add_argument("--parts", default="sim,engines,serve,lookalike", help="comma-separated subset to run: sim, engines, "
+                        "serve (the --users world served with one and two workers), lookalike (the same world with two workers: "
+                        "lookalike time and recall against an exact search)")
     parser.add_argument("--work", type=Path, help="keep the worlds in this folder (default: a temporary one, removed)")
     parser.add_argument("--out", default="bench-results.json", help="figures are added to this file")
     args = parser.parse_args(argv)
@@ -181,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
             bench_engines(work, args.spark_users, figures)
         if "serve" in parts:
             bench_serve_memory(work, args.users, figures)
+        if "lookalike" in parts:
+            bench_lookalike(work, args.users, figures)
     out = Path(args.out)
     merged = {**(json.loads(out.read_text()) if out.exists() else {}), **{k: round(v, 4) for k, v in figures.items()}}
     out.write_text(json.dumps(merged, indent=2) + "\n")

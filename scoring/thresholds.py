@@ -33,10 +33,42 @@ INLINE_ROWS = 64
 # direction instead of jumping across them (a 10,000-id search in 1M ids takes half the time).
 SORTED_SEARCH_IDS = 256
 # Below this many users the lookalike index is exact (IndexFlatIP), which is cheap there; above it
-# IVF, which answers 1,000 seeds over 1M users, top 50k, in ~0.5 s (`lookalike_1m_top50k_ms` in
-# `make bench`) with the clusters searched per query below.
+# IVF over 8-bit scalar-quantised vectors (scoring/vector_index.py): a 10M-user base's index is 1.2 GB
+# where float32 lists were 4.6 GB (and a second float32 copy beside them). Projecting onto 64 of the 114
+# dimensions (PCA, uncentred) halved that again but cost quality: the 1M build's self-check recall of
+# held-out seeds 0.757 -> 0.737 and, at 10M, 0.60 of an exact search's top 50k whatever the nprobe.
 EXACT_INDEX_BELOW = 200_000
+# IVF_LISTS_PER_SQRT_USER * sqrt(n) lists, at most IVF_MAX_LISTS (assigning 10M vectors to 12,649 lists
+# is 1.5x the k-means work of 8,192), of which IVF_NPROBE are searched per query. At 10M (8,192 lists of
+# ~1,220, filled by random assignment: the real build did not finish on the loaded box), the endpoint's
+# whole lookalike call with 1,000 seeds -> 50k took 1.04 s in-process at 24, the search 0.58-0.75 s of it
+# (warm pages, load ~6 on 2 cores); 1.2-1.4 s at 16 and 2.4 s at 32 in a run with colder pages.
+IVF_LISTS_PER_SQRT_USER = 4
+IVF_MAX_LISTS = 8192
 IVF_NPROBE = 24
+# The lists' k-means: this many training vectors per list, this many rounds. At 1M, float32 lists after
+# faiss's default 25 rounds on 50 a list gave the self-check 0.7573; 8-bit lists after these, 0.7567,
+# built in 109 s instead of 323 s (one loaded box, both); the old build's figure was 0.7593.
+IVF_TRAIN_PER_LIST = 40
+IVF_KMEANS_ITERATIONS = 10
+# How the IVF lists store a vector (a faiss ScalarQuantizer type). Over 10M users, 1,000 random seeds'
+# top 50k against an exact search's (bench.scale's lookalike_10m_recall_vs_exact; the same 8,192 lists):
+#   QT_8bit  1 byte a dimension, index 1.2 GB: 0.842 / 0.849 / 0.852 at nprobe 8 / 16 / 32 (a ceiling:
+#            it is the codes' precision, not the lists searched);
+#   QT_fp16  2 bytes, 2.4 GB: 0.985 / 0.994 at nprobe 8 / 16 (1M, 1,024 lists: 0.997, as float32 lists).
+# At 1M (4,000 lists; the final build), 8-bit: 0.834 / 0.867 / 0.880 / 0.886 at nprobe 8 / 16 / 24 / 32,
+# where the float32 lists before gave 0.977 at 24; 1,000 seeds -> 50k in-process (self-check included)
+# 378-473 ms against 558-643 ms before (one search instead of two).
+# 8-bit keeps the lookalike within the ~1.5 GB that two workers' 8 GiB at 10M leaves it, and the 0.95
+# recall target unmet. fp16 meets it at 1.2 GB more of mapped pages, but this faiss build searched its
+# codes 3.6x slower than 8-bit ones (1M, 1,024 lists, nprobe 32: 6.8 s against 1.9 s on the loaded box),
+# which the 1 s target does not leave room for.
+IVF_CODE = "QT_8bit"
+# The 8-bit codes span each dimension's whole range (faiss's default). Spanning its 0.1%..99.9% quantiles
+# instead took 1,000 seeds' top 50k from 0.927 to 0.938 of an exact search's at 1M, but from 0.849 to 0.835
+# at 10M (nprobe 16; the same lists).
+# The embedding's quantile grids are fitted on this many random rows (a 1M-user base: all of them).
+SPACE_SAMPLE_ROWS = 1_000_000
 # Up to this many candidate (user, arm) pairs a plan is solved exactly by `scipy.optimize.milp`
 # (HiGHS), within the time limit; above it by the Lagrangian threshold (scoring/optimise.py).
 # 3,000 pairs of one arm took HiGHS to a 5 s time limit without closing a 1e-4 gap (thousands of

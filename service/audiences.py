@@ -18,9 +18,10 @@ def load_lookalike(folder: Path, snapshot: Snapshot) -> Lookalike:
     if not folder.exists():
         raise NotReady("no lookalike index with the snapshot: run `python -m training lookalike-index`")
     verify_folder(folder)
-    lk = Lookalike.load(folder)
-    if not np.array_equal(lk.user_ids, snapshot.ids):
-        raise NotReady("lookalike index was built on another snapshot")
+    lk = Lookalike.load(folder, snapshot)
+    if not lk.built_on(snapshot):
+        raise NotReady("lookalike index was built on another snapshot (or before indexes named theirs): "
+                       "run `python -m training lookalike-index`")
     return lk
 
 
@@ -57,7 +58,7 @@ def lookalike_audience(lk: Lookalike, snapshot: Snapshot, seeds_folder: Path, ab
     k = max(1, min(k, pool))
     if pool <= 0:
         raise RequestError(400, "filters", "filters leave no users to choose from")
-    out = expand(lk, snapshot, seed_rows, k, allowed, exclude_seeds=req["exclude_seeds"],
+    out = expand(lk, seed_rows, k, allowed, exclude_seeds=req["exclude_seeds"],
                  protected_off=req["credit_offer"], method=req["method"])
     sims = np.round(out.similarity.astype(np.float64), 6).tolist()
     return {

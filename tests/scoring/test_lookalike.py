@@ -22,8 +22,8 @@ def snapshot(settings) -> Snapshot:
 
 
 @pytest.fixture(scope="module")
-def lk(settings) -> Lookalike:
-    return Lookalike.load(settings.snapshot_dir / "lookalike")
+def lk(settings, snapshot) -> Lookalike:
+    return Lookalike.load(settings.snapshot_dir / "lookalike", snapshot)
 
 
 def test_seeds_are_materialised(settings):
@@ -38,7 +38,7 @@ def test_seed_from_a_segment_expands_into_that_segment(lk, frame, snapshot, meth
     rows = np.flatnonzero(segment)
     seeds = np.random.default_rng(0).choice(rows, 300, replace=False)
     k = 1000
-    out = expand(lk, snapshot, seeds, k, np.ones(len(frame), bool), method=method)
+    out = expand(lk, seeds, k, np.ones(len(frame), bool), method=method)
     pos = np.searchsorted(lk.user_ids, out.ids)
     precision = segment[pos].mean()
     base = segment.mean()
@@ -54,10 +54,10 @@ def test_seed_from_a_segment_expands_into_that_segment(lk, frame, snapshot, meth
 def test_filters_hold_and_protected_attributes_can_be_left_out(lk, frame, snapshot):
     seeds = np.flatnonzero((frame["age"] < 25).to_numpy())[:300]
     allowed = (frame["city_tier"] == 1).to_numpy()
-    out = expand(lk, snapshot, seeds, 500, allowed)
+    out = expand(lk, seeds, 500, allowed)
     assert (frame.loc[out.ids, "city_tier"] == 1).all()
     with_age = frame.loc[out.ids, "age"].mean()
-    blind = expand(lk, snapshot, seeds, 500, allowed, protected_off=True)
+    blind = expand(lk, seeds, 500, allowed, protected_off=True)
     # Young seeds pull a young audience only when age is part of the similarity.
     assert frame.loc[blind.ids, "age"].mean() > with_age
 
@@ -67,7 +67,7 @@ def test_similarity_is_the_score_the_ranking_used(lk, frame, snapshot, method):
     """Reported similarity never rises down the ranking, including past the rows the seeds' neighbours reach."""
     seeds = np.flatnonzero((frame["age"] < 25).to_numpy())[:100]
     k = len(frame) // 2  # far past what 100 seeds' neighbour lists cover
-    out = expand(lk, snapshot, seeds, k, np.ones(len(frame), bool), method=method)
+    out = expand(lk, seeds, k, np.ones(len(frame), bool), method=method)
     assert len(out.ids) == k
     assert (np.diff(out.similarity) <= 0).all(), f"{int((np.diff(out.similarity) > 0).sum())} inversions"
     assert out.similarity[0] > out.similarity[-1]
