@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
             bench_german(work, figures)
         if "hillstrom" in parts:
             bench_hillstrom(work, figures)
-        if "lookalike" in parts or "serve" in parts:
+        if parts & {"lookalike", "serve", "plan"}:  # the service is ready only with its seeds and lookalike index
             bench_lookalike_index(large, work, figures)
         if "serve" in parts:
             bench_serve(large, mlruns, work, figures, args.seconds, serve_env)
