@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date
 from pathlib import Path
 
@@ -62,11 +61,6 @@ class Planning:
         cols = self.table.columns(defaults.arms)
         for members in alike(defaults):
             self.table.likeliest(cols[members])
-
-    @property
-    def segment_codes(self) -> tuple[np.ndarray, list[str]]:
-        """Each user's segment as an index into the segment names: counting by segment is a bincount."""
-        return self.segments, SEGMENT_NAMES
 
     @staticmethod
     def opt_out_matrix(snapshot: Snapshot, opt_outs: pd.DataFrame | None) -> np.ndarray:
@@ -226,9 +220,8 @@ def make_plan(p: Planning, store: PlanStore, req: PlanRequest, window_days: int)
     eligible, excluded = eligibility(p, req, campaign, rows, held)
     user_value = p.snapshot.at(rows, USER_VALUE_COLUMN)
     planned = plan(p.table, rows, campaign, eligible, user_value)
-    codes, names = p.segment_codes
     s = {"status": "issued", "send_date": req.send_date.isoformat(), "holdout_seed": campaign.holdout_seed, "audience_size": int(len(rows)),
-         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, codes[rows], names),
+         "unknown_ids": unknown, "excluded": excluded, **summary(planned, campaign, p.segments[rows], SEGMENT_NAMES),
          **p.provenance}
     return store.save(req.send_date, req.model_dump(mode="json"), s, assignment_rows(p, planned, campaign),
                       req.client_key)
@@ -248,7 +241,6 @@ def assignment_rows(p: Planning, planned: Planned, campaign: Campaign) -> pd.Dat
 
     # Why this user and arm: the segment, and that it is the best of the arms allowed by the objective.
     why = f"; best of {len(arms)} arms by {campaign.objective}"
-    code, names = p.segment_codes
     return pd.DataFrame({
         "user_id": p.snapshot.ids[planned.rows[chosen]],
         "arm": labels(arm, [a.id for a in arms]),
@@ -256,6 +248,6 @@ def assignment_rows(p: Planning, planned: Planned, campaign: Campaign) -> pd.Dat
         "window": labels(arm, [a.window for a in arms]),
         "expected_uplift": np.round(planned.uplift[chosen], 6),
         "net_value": np.round(planned.value[chosen] - planned.cost[chosen], 4),
-        "reasons": labels(code[planned.rows[chosen]], [f"{n}{why}" for n in names]),
+        "reasons": labels(p.segments[planned.rows[chosen]], [f"{n}{why}" for n in SEGMENT_NAMES]),
         "holdout": planned.holdout[chosen],
     })

@@ -262,14 +262,15 @@ def _frame_dtype(col: pd.Series, categories: list[str] | None) -> str:
     if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
         return FLOAT
     x = numbers(col).to_numpy(dtype=np.float64, na_value=np.nan)
-    return _values_dtype(x)
+    return narrowest(*_extent(x))
 
 
-def _values_dtype(x: np.ndarray) -> str:
+def _extent(x: np.ndarray) -> tuple[bool, float, float]:
+    """Whether a column's known values are whole numbers, and their least and greatest (inf, -inf: none)."""
     known = x[~np.isnan(x)]
     if not len(known):
-        return narrowest(True, 1, 0)
-    return narrowest(bool(np.all(known == np.round(known))), float(known.min()), float(known.max()))
+        return True, np.inf, -np.inf
+    return bool(np.all(known == np.round(known))), float(known.min()), float(known.max())
 
 
 def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray:
@@ -353,17 +354,12 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
 def _parquet_dtypes(pf: pq.ParquetFile, columns: list[str], categories: dict[str, list[str]], batch_rows: int) -> list[str]:
     """Each column's type, from one pass over its values (many counts are stored as doubles)."""
     numeric = [c for c in columns if c not in categories]
-    integral = dict.fromkeys(numeric, True)
-    lo, hi = dict.fromkeys(numeric, np.inf), dict.fromkeys(numeric, -np.inf)
+    extent = dict.fromkeys(numeric, (True, np.inf, -np.inf))
     for batch in pf.iter_batches(batch_size=batch_rows, columns=numeric):
         for c, array in zip(numeric, batch.columns):
-            x = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-            known = x[~np.isnan(x)]
-            if len(known):
-                integral[c] = integral[c] and bool(np.all(known == np.round(known)))
-                lo[c], hi[c] = min(lo[c], float(known.min())), max(hi[c], float(known.max()))
-    return [narrowest(True, 0, len(categories[c]) - 1) if c in categories else narrowest(integral[c], lo[c], hi[c])
-            for c in columns]
+            whole, lo, hi = _extent(pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False))
+            extent[c] = (extent[c][0] and whole, min(extent[c][1], lo), max(extent[c][2], hi))
+    return [narrowest(True, 0, len(categories[c]) - 1) if c in categories else narrowest(*extent[c]) for c in columns]
 
 
 def _arrow_number(t: pa.DataType) -> bool:
