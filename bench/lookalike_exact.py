@@ -14,14 +14,14 @@ BLOCK_ROWS = 500_000
 
 def exact_rank(lk: Lookalike, seed_rows: np.ndarray, k: int, allowed: np.ndarray) -> np.ndarray:
     """The top-k rows of the exact search (rows its neighbours reach; no fallback ranking)."""
-    queries = lk.space.embed(lk.snapshot.take_frame(seed_rows))
+    queries = lk.embed(seed_rows)
     per_seed = neighbours_per_seed(k, len(seed_rows))
     best_sims = np.full((len(queries), per_seed), -np.inf, dtype=np.float32)
     best_rows = np.full((len(queries), per_seed), -1, dtype=np.int64)
     n = len(lk.user_ids)
     for start in range(0, n, BLOCK_ROWS):
         flat = faiss.IndexFlatIP(queries.shape[1])
-        flat.add(lk.space.embed(lk.snapshot.take_frame(slice(start, start + BLOCK_ROWS))))
+        flat.add(lk.embed(np.arange(start, min(start + BLOCK_ROWS, n))))
         sims, rows = flat.search(queries, min(per_seed, flat.ntotal))
         sims, rows = np.hstack([best_sims, sims]), np.hstack([best_rows, np.where(rows >= 0, rows + start, -1)])
         keep = np.argsort(-sims, axis=1, kind="stable")[:, :per_seed]

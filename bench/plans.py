@@ -96,7 +96,7 @@ def reference_plans(ours: np.ndarray, true: ArmTable, model: ArmTable, body: dic
     rows = np.arange(n)
     everyone = np.ones((n, len(alike(campaign))), dtype=bool)
     oracle = plan(true, rows, campaign, everyone, np.zeros(n)).arm
-    cost = model.p_arm * campaign.incentive_cost[None, :] + campaign.contact_cost[None, :]
+    cost = model.p_arm(slice(None), np.arange(len(ARMS))) * campaign.incentive_cost[None, :] + campaign.contact_cost[None, :]
     top = np.bincount(ours[ours != NONE], minlength=len(ARMS)).argmax()
     propensity = np.full(n, NONE)
     propensity[within_budget(np.argsort(-model.p_control, kind="stable"), cost[:, top])] = top
@@ -115,7 +115,7 @@ def model_table(snapshot: pd.DataFrame, mlruns: Path) -> ArmTable:
     mlflow.set_tracking_uri(f"sqlite:///{mlruns.resolve()}/mlflow.db")
     scorer = mlflow.pyfunc.load_model("models:/marketing_response@champion").unwrap_python_model().scorer
     p_control, p_arm = scorer.arm_probabilities(scorer.spec.to_matrix(snapshot.reindex(columns=scorer.spec.names)), ARMS)
-    return ArmTable(ARMS, p_control.astype(np.float32), p_arm.astype(np.float32))
+    return ArmTable.of(ARMS, p_control, p_arm)
 
 
 def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
@@ -144,7 +144,7 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     snapshot = pd.read_parquet(large / "snapshot" / "features.parquet").sort_index()
     ids = snapshot.index.to_numpy()
     p_control, p_arm = true_arm_probabilities(Settings(data_dir=large), ids, send_date, ARMS)
-    true = ArmTable(ARMS, p_control.astype(np.float32), p_arm.astype(np.float32))
+    true = ArmTable.of(ARMS, p_control, p_arm)
     ours = np.full(len(ids), NONE)
     index = {a.id: k for k, a in enumerate(ARMS)}
     ours[np.searchsorted(ids, frame.user_id.to_numpy())] = frame.arm.map(index).to_numpy()

@@ -20,7 +20,7 @@ from scoring.artifacts import ArtifactError, file_sha256
 from scoring.derived import derived
 from scoring.optimise import NONE
 from scoring.plan import (CREDIT_INCENTIVES, OPT_OUTS_FILE, USER_VALUE_COLUMN, ArmTable, Campaign, Planned,
-                          alike, arm_probabilities, plan, summary)
+                          alike, arm_probabilities, plan, summary, uplift_table)
 from scoring.plan_request import PlanRequest
 from scoring.plans import PlanStore, StoredPlan
 from scoring.segments import CELLS, grid_columns
@@ -85,9 +85,15 @@ def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dic
         raise PlanError(503, "models", "campaign plans need the response model's segment grid")
 
     def per_user() -> dict[str, np.ndarray]:
-        parts = [arm_probabilities(scorer, X, arms) for X in rows.chunks()]
-        p_control, p_arm = (np.concatenate(p) for p in zip(*parts))
-        out = {"p_control": p_control, "p_arm_t": np.ascontiguousarray(p_arm.T),  # arm-major: ArmTable reads arm by arm
+        n = len(snapshot.ids)
+        # Arm-major, filled a chunk at a time: no float32 copy of the whole table is ever held.
+        p_control, uplift_t = np.empty(n, dtype=np.float32), np.empty((len(arms), n), dtype=np.float16)
+        start = 0
+        for X in rows.chunks():
+            p0, p = arm_probabilities(scorer, X, arms)
+            p_control[start:start + len(p0)], uplift_t[:, start:start + len(p0)] = p0, uplift_table(p0, p).T
+            start += len(p0)
+        out = {"p_control": p_control, "uplift_t": uplift_t,
                "segments": rows.map(lambda X: grid.cell(X[:, where[0]], X[:, where[1]], X[:, where[2]]))}
         if "credit" in models:
             out["credit"] = models["credit"][2].map(models["credit"][1].predict)
@@ -96,13 +102,13 @@ def build_planning(snapshot: Snapshot, folder: Path, models: dict[str, tuple[dic
     key = {"of": "planning", "snapshot": snapshot.sha256, "arms": [a.id for a in arms],
            **{e: models[e][0]["run_id"] for e in ("response", "credit") if e in models}}
     arrays = derived(cache, key, per_user) if cache is not None and snapshot.sha256 else per_user()
-    p_control, p_arm, segments, credit = arrays["p_control"], arrays["p_arm_t"].T, arrays["segments"], arrays.get("credit")
+    p_control, uplift, segments, credit = arrays["p_control"], arrays["uplift_t"].T, arrays["segments"], arrays.get("credit")
     if abuse is None and "abuse" in models:
         abuse = models["abuse"][2].map(models["abuse"][1].predict)
     manifest = json.loads((folder / "manifest.json").read_text())
     provenance = {"models": {e: m[0] for e, m in models.items() if e in ("response", "abuse", "credit")},
                   "snapshot": {"as_of": snapshot.as_of, "sha256": manifest["sha256"]["features.parquet"]}}
-    planning = Planning(snapshot, ArmTable(arms, p_control, p_arm), segments, abuse, credit,
+    planning = Planning(snapshot, ArmTable(arms, p_control, uplift), segments, abuse, credit,
                         Planning.opt_out_matrix(snapshot, read_opt_outs(folder, manifest)), folder / "seeds",
                         provenance)
     planning.warm()

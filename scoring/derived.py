@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "derived.json"
 # Part of every entry's name: raise it when what a build computes changes (segments, per-arm probabilities,
 # scores), so that a server with the new code on the same snapshot and models does not map the old arrays.
-VERSION = 3
+VERSION = 4
 
 
 def entry_name(key: dict) -> str:

@@ -4,7 +4,8 @@ The embedding is rank-Gauss normalised snapshot features plus one-hot categories
 so inner product is cosine similarity. Protected attributes (age, gender) are their own
 dimensions: a credit offer zeroes them in the query, so they take no part in the similarity.
 Above EXACT_INDEX_BELOW users the index holds the vectors 8-bit quantised (scoring/vector_index.py);
-it is the only stored copy of them: a seed's vector is embedded again from its snapshot row.
+it is the only stored copy of them: a seed's vector is embedded again from its snapshot row, and so are
+the candidates the index finds, whose exact similarities then choose each seed's neighbours.
 """
 
 from __future__ import annotations
@@ -13,99 +14,17 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
-from scipy.special import ndtri
 
+from scoring.embedding import EmbeddingSpace, RowEmbedder
 from scoring.snapshot import CHUNK_ROWS, Snapshot, locate
-from scoring.thresholds import SPACE_SAMPLE_ROWS
+from scoring.thresholds import RERANK_DEPTH, SPACE_SAMPLE_ROWS
 from scoring.vector_index import new_index, read_index, scan
-from scoring.vocabulary import CATEGORICAL, PROTECTED
-
-PROTECTED_NUMERIC = ("age",)
-QUANTILES = 101
-
-
-@dataclass
-class EmbeddingSpace:
-    """How a snapshot row becomes a vector: quantile grids per numeric feature, categories one-hot; and the
-    base's spread of each numeric dimension (for the distinguishing features), set when the index is built."""
-
-    numeric: list[str]
-    grids: list[list[float]]
-    categorical: dict[str, list[str]]
-    spread: dict[str, list[float]] = field(default_factory=dict)
-
-    @classmethod
-    def fit(cls, frame: pd.DataFrame, categories: dict[str, list[str]] | None = None) -> EmbeddingSpace:
-        """Grids from the frame (a sample of the base will do); categories from `categories` where given
-        (the whole snapshot's: a sample may miss a rare one), else from the frame."""
-        numeric = [c for c in frame.columns
-                   if c not in CATEGORICAL + PROTECTED and pd.api.types.is_numeric_dtype(frame[c])]
-        grids = []
-        for c in numeric:
-            v = frame[c].to_numpy(dtype=float, na_value=np.nan)
-            v = v[np.isfinite(v)]
-            grids.append(np.unique(np.quantile(v, np.linspace(0, 1, QUANTILES))).tolist() if len(v) else [0.0])
-        known = categories or {}
-        cats = {c: list(known[c]) if c in known else sorted(frame[c].dropna().astype(str).unique())
-                for c in (*CATEGORICAL, *PROTECTED) if c in frame}
-        return cls(numeric, grids, cats)
-
-    @property
-    def dims(self) -> list[str]:
-        return self.numeric + [f"{c}={v}" for c, vals in self.categorical.items() for v in vals]
-
-    @property
-    def protected_dims(self) -> np.ndarray:
-        names = self.dims
-        return np.array([i for i, d in enumerate(names) if d in PROTECTED_NUMERIC or d.split("=")[0] in PROTECTED],
-                        dtype=np.intp)
-
-    @property
-    def width(self) -> int:
-        """The vectors' length: the dimensions, then zeros up to a multiple of 8, the width faiss's
-        scalar quantiser has SIMD code for (1,000 queries of an 8-bit IVF over 300k vectors: 5.9 s
-        114 wide, 0.6-1.5 s 120 wide on this loaded box)."""
-        return -(-len(self.dims) // 8) * 8
-
-    def embed(self, frame: pd.DataFrame) -> np.ndarray:
-        n = len(frame)
-        parts = np.zeros((n, self.width), dtype=np.float32)
-        for j, (c, grid) in enumerate(zip(self.numeric, self.grids)):
-            v = frame[c].to_numpy(dtype=float, na_value=np.nan)
-            if len(grid) > 1:
-                u = np.interp(v, grid, np.linspace(0, 1, len(grid)))
-                z = ndtri(np.clip(u, 0.01, 0.99))  # rank-Gauss, clipped so the extremes do not dominate
-            else:
-                z = np.zeros(n)
-            parts[:, j] = np.where(np.isfinite(v), z, 0.0)
-        j = len(self.numeric)
-        for c, vals in self.categorical.items():
-            codes = pd.Categorical(frame[c].astype("string"), categories=vals).codes
-            hit = codes >= 0
-            parts[np.flatnonzero(hit), j + codes[hit]] = 1.0
-            j += len(vals)
-        faiss.normalize_L2(parts)
-        return parts
-
-    def blind(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors with their protected dimensions zeroed (a copy)."""
-        out = np.array(vectors, dtype=np.float32)
-        out[:, self.protected_dims] = 0.0
-        return out
-
-    def to_dict(self) -> dict:
-        return {"numeric": self.numeric, "grids": self.grids, "categorical": self.categorical, "spread": self.spread}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EmbeddingSpace:
-        return cls(d["numeric"], d["grids"], d["categorical"], d.get("spread", {}))
-
 
 def ids_digest(ids: np.ndarray) -> str:
     """What ties an index to its snapshot: the digest of the snapshot's sorted ids (type included)."""
@@ -220,9 +139,17 @@ class Lookalike:
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return locate(self.user_ids, ids)
 
+    @cached_property
+    def embed(self) -> RowEmbedder:
+        return RowEmbedder(self.space, self.snapshot)
+
+    @property
+    def approximate(self) -> bool:
+        return not isinstance(self.index, faiss.IndexFlat)
+
     def queries(self, rows: np.ndarray, protected_off: bool) -> np.ndarray:
         """The rows' vectors, embedded again from the snapshot (full precision, as no stored copy is)."""
-        vectors = self.space.embed(self.snapshot.take_frame(rows))
+        vectors = self.embed(rows)
         return self.space.blind(vectors) if protected_off else vectors
 
     def rank(self, seed_rows: np.ndarray, k: int, allowed: np.ndarray, protected_off: bool,
@@ -253,9 +180,28 @@ class Lookalike:
         return top, score[top]
 
     def neighbours(self, seed_rows: np.ndarray, per_seed: int, protected_off: bool) -> Neighbours:
+        """Each seed's per_seed nearest rows. An approximate index is asked for RERANK_DEPTH times as many,
+        and their exact similarities (the candidates embedded again) choose among them."""
         queries = self.queries(seed_rows, protected_off)
-        sims, rows = self.index.search(queries, per_seed)
-        return Neighbours(queries, sims, rows)
+        if not self.approximate:
+            return Neighbours(queries, *self.index.search(queries, per_seed))
+        _, rows = self.index.search(queries, int(per_seed * RERANK_DEPTH))
+        sims = self.similarities(queries, rows)
+        keep = np.argsort(-sims, axis=1, kind="stable")[:, :per_seed]
+        return Neighbours(queries, np.take_along_axis(sims, keep, 1), np.take_along_axis(rows, keep, 1))
+
+    def similarities(self, queries: np.ndarray, rows: np.ndarray, block: int = 100) -> np.ndarray:
+        """Each query's exact inner product with its row of candidates (−inf where a row is −1). A query's
+        protected dimensions, if blinded, are zero: the candidates' need no blinding."""
+        reached = np.unique(rows[rows >= 0])
+        vectors = self.embed(reached)
+        at = np.searchsorted(reached, np.maximum(rows, 0))
+        sims = np.empty(rows.shape, dtype=np.float32)
+        for start in range(0, len(queries), block):  # a block of seeds at a time: their candidates' vectors gathered
+            q = slice(start, start + block)
+            sims[q] = np.einsum("ij,ikj->ik", queries[q], vectors[at[q]])
+        sims[rows < 0] = -np.inf
+        return sims
 
     def vote(self, nb: Neighbours, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k allowed rows by their mean similarity to the seeds, counting a seed only where the
@@ -289,7 +235,7 @@ class Lookalike:
         """Features whose seed mean differs most from the base, in base standard deviations (the base's
         spread was measured when the index was built, so no call reads every row)."""
         m = len(self.space.numeric)
-        seed_mean = self.space.embed(self.snapshot.take_frame(seed_rows))[:, :m].mean(axis=0)
+        seed_mean = self.embed(seed_rows)[:, :m].mean(axis=0)
         spread = self.space.spread
         smd = (seed_mean - np.asarray(spread["mean"])) / np.asarray(spread["sd"])
         out = []

@@ -32,7 +32,7 @@ def planning(tmp_path: Path) -> Planning:
     p_control = rng.uniform(0.01, 0.1, N).astype(np.float32)
     p_arm = (p_control[:, None] + rng.normal(0.01, 0.01, (N, len(ARMS)))).clip(0, 1).astype(np.float32)
     opt_outs = pd.DataFrame({"user_id": ids[:300], "channel": "sms"})
-    return Planning(snapshot, ArmTable(ARMS, p_control, p_arm),
+    return Planning(snapshot, ArmTable.of(ARMS, p_control, p_arm),
                     np.where(np.arange(N) % 2 == 0, SEGMENT_NAMES.index("active/V3"),
                                                                 SEGMENT_NAMES.index("silent_7_21/V4")).astype(np.int8), rng.random(N), rng.random(N) * 0.3,
                     Planning.opt_out_matrix(snapshot, opt_outs), tmp_path / "seeds",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from scoring.lookalike import EmbeddingSpace, neighbour_votes
+from scoring.embedding import EmbeddingSpace
+from scoring.lookalike import neighbour_votes
 from scoring.thresholds import EXACT_INDEX_BELOW
 from scoring.vector_index import new_index, scan
 
