@@ -36,14 +36,13 @@ import pyarrow.parquet as pq
 from bench.common import HOST, add_key, env_for, log, pss_by_mapping_gib, py, server_log, timed, tree_pss_gib
 from bench.loadgen import build_request, run_load
 from bench.lookalike_exact import recall_vs_exact
+from scoring.arms import ARMS
 from scoring.lookalike import Lookalike
 from scoring.snapshot import Snapshot
 from service.launch import bentoml_serve, free_port, start, stop
 
 TRAIN_USERS = 20_000
 LOOKALIKE_SEEDS, LOOKALIKE_K, LOOKALIKE_CALLS = 1000, 50_000, 5
-# Batches of 10k users the warm-up sends the response endpoint: a few for each worker.
-RESPONSE_TOUCH = 40_000
 
 
 def tag(users: int) -> str:
@@ -194,17 +193,16 @@ def bench_lookalike(work: Path, users: int, figures: dict) -> None:
 
 
 def touch_every_row(port: int, key: str, ids: list, send_date: str) -> None:
-    """Every user scored by the churn, abuse and credit models, a few batches by the response model, a
-    lookalike expansion and a plan over the whole base from each worker (the plan waits for the per-arm
-    table), so that every page the service maps has been read.
+    """Every user scored by each model (the response model for one arm named: every row's features read,
+    and 2 of the 49 predictions of all arms), a lookalike expansion and a plan over the whole base from
+    each worker (the plan waits for the per-arm table), so that every page the service maps has been read.
 
-    The response model reads the same snapshot rows (a row's columns share its pages), and scoring every
-    user under all 48 arms live took most of the warm-up's time (about a request a second at 10M)."""
+    All 48 arms answered live for every user took most of the warm-up's time (a request a second at 10M)."""
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=f"http://{HOST}:{port}", headers=auth, timeout=600) as client:
-        for endpoint, users in (("churn", ids), ("abuse", ids), ("credit", ids), ("response", ids[:RESPONSE_TOUCH])):
-            for start in range(0, len(users), 10_000):
-                client.post(f"/v1/{endpoint}/score", json={"user_ids": users[start:start + 10_000]}).raise_for_status()
+        for endpoint, extra in (("churn", {}), ("abuse", {}), ("credit", {}), ("response", {"arms": [ARMS[0].id]})):
+            for start in range(0, len(ids), 10_000):
+                client.post(f"/v1/{endpoint}/score", json={"user_ids": ids[start:start + 10_000], **extra}).raise_for_status()
         client.post("/v1/lookalike", json={"seed_user_ids": ids[:1000], "k": 50_000}).raise_for_status()
         body = {"audience": {"all": True}, "send_date": send_date, "budget": 20_000.0, "holdout_share": 0.0}
         for _ in range(4):

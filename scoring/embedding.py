@@ -116,7 +116,7 @@ class _Dims:
     block: np.ndarray
     offset: int  # the type's least value (NaN's code), which a table's first entry is for
     tabled: tuple[tuple[int, int, np.ndarray], ...] = ()  # (block column, dimension, each value's coordinate)
-    computed: tuple[tuple[int, int, list[float]], ...] = ()  # (block column, dimension, grid)
+    computed: tuple[tuple[int, int, list[float], float], ...] = ()  # (block column, dimension, grid, coordinate of 0)
     onehot: tuple[tuple[int, np.ndarray], ...] = ()  # (block column, snapshot code → dimension, −1: none)
 
 
@@ -137,7 +137,7 @@ class RowEmbedder:
                 every[0] = np.nan  # the type's least value stands for NaN
                 per[dtype]["tabled"].append((local, j, coordinate(grid, every).astype(np.float32)))
             else:
-                per[dtype]["computed"].append((local, j, grid))
+                per[dtype]["computed"].append((local, j, grid, float(coordinate(grid, np.zeros(1))[0])))
         dim = len(space.numeric)
         for c, vals in space.categorical.items():
             col = snapshot.position[c]
@@ -156,8 +156,8 @@ class RowEmbedder:
             part = np.ascontiguousarray(np.take(b.block, rows, axis=0).T)
             for local, j, table in b.tabled:
                 np.take(table, part[local].astype(np.intp) - b.offset, out=out[j])
-            for local, j, grid in b.computed:
-                out[j] = coordinate(grid, _as_float(part[local], b.offset))
+            for local, j, grid, at_zero in b.computed:
+                out[j] = _sparse_coordinate(grid, at_zero, _as_float(part[local], b.offset))
             for local, codes in b.onehot:
                 v = _as_float(part[local], b.offset)
                 known = np.flatnonzero(np.isfinite(v))
@@ -167,6 +167,15 @@ class RowEmbedder:
         out = np.ascontiguousarray(out.T)
         faiss.normalize_L2(out)
         return out
+
+
+def _sparse_coordinate(grid: list[float], at_zero: float, v: np.ndarray) -> np.ndarray:
+    """`coordinate`, computed only for the values other than 0 (most of most columns' values: counts,
+    amounts and rates of users who did nothing) and for missing ones taken as 0, the same numbers."""
+    z = np.where(np.isfinite(v), at_zero, 0.0)
+    other = np.flatnonzero(np.isfinite(v) & (v != 0))
+    z[other] = coordinate(grid, v[other])
+    return z
 
 
 def _as_float(values: np.ndarray, nan_code: int) -> np.ndarray:

@@ -179,13 +179,14 @@ class Lookalike:
         top = top[np.argsort(-score[top], kind="stable")]
         return top, score[top]
 
-    def neighbours(self, seed_rows: np.ndarray, per_seed: int, protected_off: bool) -> Neighbours:
-        """Each seed's per_seed nearest rows. An approximate index is asked for RERANK_DEPTH times as many,
-        and their exact similarities (the candidates embedded again) choose among them."""
+    def neighbours(self, seed_rows: np.ndarray, per_seed: int, protected_off: bool,
+                   candidates: int | None = None) -> Neighbours:
+        """Each seed's per_seed nearest rows. An approximate index is asked for `candidates` (default
+        RERANK_DEPTH times per_seed), and their exact similarities (embedded again) choose among them."""
         queries = self.queries(seed_rows, protected_off)
         if not self.approximate:
             return Neighbours(queries, *self.index.search(queries, per_seed))
-        _, rows = self.index.search(queries, int(per_seed * RERANK_DEPTH))
+        _, rows = self.index.search(queries, max(per_seed, candidates or math.ceil(per_seed * RERANK_DEPTH)))
         sims = self.similarities(queries, rows)
         keep = np.argsort(-sims, axis=1, kind="stable")[:, :per_seed]
         return Neighbours(queries, np.take_along_axis(sims, keep, 1), np.take_along_axis(rows, keep, 1))
@@ -263,7 +264,9 @@ def expand(lk: Lookalike, seed_rows: np.ndarray, k: int, allowed: np.ndarray,
     check_allowed[seed_rows[kept]] = False
     if method == "embedding":
         per_seed, per_kept = neighbours_per_seed(k, len(seed_rows)), neighbours_per_seed(k, len(kept))
-        nb = lk.neighbours(seed_rows, max(per_seed, per_kept), protected_off)
+        # Candidates for the re-rank as deep as the full seed list needs: the check's own lists, a few more
+        # neighbours each for fewer seeds, are taken from the same pool.
+        nb = lk.neighbours(seed_rows, max(per_seed, per_kept), protected_off, math.ceil(per_seed * RERANK_DEPTH))
         order, sim = lk.vote(nb.of(np.arange(len(seed_rows)), per_seed), k, allowed)
         check_order, _ = lk.vote(nb.of(kept, per_kept), k, check_allowed)
     else:

@@ -59,14 +59,15 @@ IVF_KMEANS_ITERATIONS = 10
 # At 1M (4,000 lists; the final build), 8-bit: 0.834 / 0.867 / 0.880 / 0.886 at nprobe 8 / 16 / 24 / 32,
 # where the float32 lists before gave 0.977 at 24; 1,000 seeds -> 50k in-process (self-check included)
 # 378-473 ms against 558-643 ms before (one search instead of two).
-# 8-bit keeps the lookalike within the ~1.5 GB that two workers' 8 GiB at 10M leaves it, and the 0.95
-# recall target unmet. fp16 meets it at 1.2 GB more of mapped pages, but this faiss build searched its
-# codes 3.6x slower than 8-bit ones (1M, 1,024 lists, nprobe 32: 6.8 s against 1.9 s on the loaded box),
-# which the 1 s target does not leave room for.
+# 8-bit keeps the lookalike within the ~1.5 GB that two workers' 8 GiB at 10M leaves it. fp16 reaches 0.95
+# alone at 1.2 GB more of mapped pages, but this faiss build searched its codes 3.6x slower than 8-bit ones
+# (1M, 1,024 lists, nprobe 32: 6.8 s against 1.9 s on the loaded box). The 8-bit codes' ceiling is lifted
+# by re-ranking instead (RERANK_DEPTH).
 IVF_CODE = "QT_8bit"
 # An approximate index is searched for RERANK_DEPTH times each seed's neighbours, and the candidates'
-# exact similarities (embedded again from their snapshot rows) keep the best. At 1M users, 1,000 seeds'
-# top 50k against an exact search's: 0.857 without, 0.859 / 0.960 / 0.973 at depth 1 / 2 / 3.
+# exact similarities (embedded again from their snapshot rows, scoring/embedding.py) keep the best.
+# 1,000 seeds' top 50k against an exact search's: at 1M 0.857 without, 0.916 / 0.940 / 0.960 at depth
+# 1 / 1.5 / 2 (the served expansion, self-check included); at 10M 0.977 at depth 2.
 RERANK_DEPTH = 2.0
 # The 8-bit codes span each dimension's whole range (faiss's default). Spanning its 0.1%..99.9% quantiles
 # instead took 1,000 seeds' top 50k from 0.927 to 0.938 of an exact search's at 1M, but from 0.849 to 0.835
