@@ -5,7 +5,9 @@ Every plan is given the same budget on the large world and valued by the simulat
 true expected incremental conversions of the sends it makes (P(convert | arm) − P(convert | control)
 of each contacted user). The reference plans are the same optimiser fed the true per-arm
 probabilities (the oracle plan), the users most likely to convert sent the one arm our plan uses
-most (the propensity plan), and random users each sent a random arm (the random plan).
+most (the propensity plan), and random users each sent a random arm (the random plan). Each is made at
+two budgets: one that reaches the whole base (the figures' plain names) and one that reaches a fifth of
+it (`_targeted`), where whom to contact matters as much as with what.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from scoring.plan import ArmTable, alike, plan
 from scoring.plan_request import PlanRequest
 from scoring.settings import Settings
 
-# A campaign over the whole base whose budget binds: about a tenth of a push to everyone's worth of incentives.
+# A campaign over the whole base whose budget binds on incentives only: a push costs 0.005, so a reminder
+# reaches everyone for 5,000 and the plans differ in which arm each user gets, not in whom they contact.
 BUDGET = 20_000.0
+# A campaign whose budget binds on whom it contacts: a fifth of the base's pushes. Here choosing whom to
+# contact counts, which is what the propensity plan (the likeliest converters) is the usual answer to.
+TARGETED_BUDGET = 1_000.0
 TIMED_PLANS = 3
 WARM_PLANS = 6
 # The measured plan's holdout: half its users, so that the realised uplift's interval is as narrow as it can be.
@@ -71,10 +77,10 @@ def warm_planning(port: int, key: str, large: Path) -> date:
     return send_date
 
 
-def request_body(send_date: date) -> dict:
+def request_body(send_date: date, budget: float = BUDGET) -> dict:
     """The plan every figure compares: the whole base, every arm at its trained costs, no holdout (the
     value of the sends, not the measurement), no exclusions beyond the warehouse's."""
-    return {"audience": {"all": True}, "send_date": send_date.isoformat(), "budget": BUDGET, "holdout_share": 0.0,
+    return {"audience": {"all": True}, "send_date": send_date.isoformat(), "budget": budget, "holdout_share": 0.0,
             "exclusions": {"opt_outs": False}}
 
 
@@ -84,9 +90,9 @@ def true_value(arm: np.ndarray, p_control: np.ndarray, p_arm: np.ndarray) -> flo
     return float((p_arm[sent, arm[sent]] - p_control[sent]).sum())
 
 
-def within_budget(order: np.ndarray, cost: np.ndarray) -> np.ndarray:
+def within_budget(order: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
     """The users of `order` taken while their expected costs fit the budget."""
-    return order[np.cumsum(cost[order]) <= BUDGET]
+    return order[np.cumsum(cost[order]) <= budget]
 
 
 def reference_plans(ours: np.ndarray, true: ArmTable, model: ArmTable, body: dict) -> dict[str, np.ndarray]:
@@ -99,11 +105,11 @@ def reference_plans(ours: np.ndarray, true: ArmTable, model: ArmTable, body: dic
     cost = model.p_arm(slice(None), np.arange(len(ARMS))) * campaign.incentive_cost[None, :] + campaign.contact_cost[None, :]
     top = np.bincount(ours[ours != NONE], minlength=len(ARMS)).argmax()
     propensity = np.full(n, NONE)
-    propensity[within_budget(np.argsort(-model.p_control, kind="stable"), cost[:, top])] = top
+    propensity[within_budget(np.argsort(-model.p_control, kind="stable"), cost[:, top], campaign.budget)] = top
     rng = np.random.default_rng(0)
     drawn = rng.integers(0, len(ARMS), n)
     random = np.full(n, NONE)
-    taken = within_budget(rng.permutation(n), cost[rows, drawn])
+    taken = within_budget(rng.permutation(n), cost[rows, drawn], campaign.budget)
     random[taken] = drawn[taken]
     return {"oracle": oracle, "propensity": propensity, "random": random}
 
@@ -133,8 +139,9 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
             out, s = plan_call(port, key, body)
             seconds.append(s)
         summary = json.loads(out)
-        frame = pd.read_parquet(io.BytesIO(_call(port, "GET", f"/v1/campaigns/{summary['plan_id']}/assignments"
-                                                             "?format=parquet", key)[0]))
+        assignments = {BUDGET: assignments_of(port, key, summary["plan_id"]),
+                       TARGETED_BUDGET: assignments_of(port, key, json.loads(plan_call(
+                           port, key, request_body(send_date, TARGETED_BUDGET))[0])["plan_id"])}
         measured = json.loads(plan_call(port, key, {**body, "holdout_share": MEASURED_HOLDOUT})[0])["plan_id"]
     n = int(summary["audience_size"])
     figures[f"plan_{'1m' if n == 1_000_000 else f'{n // 1000}k'}_ms"] = 1000 * statistics.median(seconds)
@@ -144,19 +151,25 @@ def bench_plan(large: Path, mlruns: Path, work: Path, figures: dict) -> None:
     snapshot = pd.read_parquet(large / "snapshot" / "features.parquet").sort_index()
     ids = snapshot.index.to_numpy()
     p_control, p_arm = true_arm_probabilities(Settings(data_dir=large), ids, send_date, ARMS)
-    true = ArmTable.of(ARMS, p_control, p_arm)
-    ours = np.full(len(ids), NONE)
+    true, model = ArmTable.of(ARMS, p_control, p_arm), model_table(snapshot, mlruns)
     index = {a.id: k for k, a in enumerate(ARMS)}
-    ours[np.searchsorted(ids, frame.user_id.to_numpy())] = frame.arm.map(index).to_numpy()
-    value = {"ours": true_value(ours, p_control, p_arm)}
-    for name, arm in reference_plans(ours, true, model_table(snapshot, mlruns), body).items():
-        value[name] = true_value(arm, p_control, p_arm)
-    for name in ("oracle", "propensity", "random"):
-        figures[f"plan_value_vs_{name}_plan_ratio"] = value["ours"] / value[name] if value[name] > 0 else float("nan")
-    figures["plan_true_incremental_conversions"] = value["ours"]
-    log("true incremental conversions at a budget of {:,.0f}: ".format(BUDGET)
-        + ", ".join(f"{k} {v:,.1f}" for k, v in value.items()))
+    for budget, frame in assignments.items():
+        ours = np.full(len(ids), NONE)
+        ours[np.searchsorted(ids, frame.user_id.to_numpy())] = frame.arm.map(index).to_numpy()
+        value = {"ours": true_value(ours, p_control, p_arm)}
+        for name, arm in reference_plans(ours, true, model, request_body(send_date, budget)).items():
+            value[name] = true_value(arm, p_control, p_arm)
+        suffix = "" if budget == BUDGET else "_targeted"
+        for name in ("oracle", "propensity", "random"):
+            figures[f"plan_value_vs_{name}_plan_ratio{suffix}"] = value["ours"] / value[name] if value[name] > 0 else float("nan")
+        figures[f"plan_true_incremental_conversions{suffix}"] = value["ours"]
+        log("true incremental conversions at a budget of {:,.0f} ({:,} contacted): ".format(budget, int((ours != NONE).sum()))
+            + ", ".join(f"{k} {v:,.1f}" for k, v in value.items()))
     bench_evaluation(env, measured, figures)
+
+
+def assignments_of(port: int, key: str, plan_id: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(_call(port, "GET", f"/v1/campaigns/{plan_id}/assignments?format=parquet", key)[0]))
 
 
 def bench_evaluation(env: dict[str, str], plan_id: str, figures: dict) -> None:
