@@ -302,7 +302,7 @@ def _activity(rng: np.random.Generator, pop: Population, t: int, events: Events)
     sms = listed[rng.random(len(listed)) < pop.sms_rate[listed]]
     flags = np.zeros((len(signup), 3), dtype=bool)
     flags[act, 0], flags[push, 1], flags[sms, 2] = True, True, True
-    rows = np.flatnonzero(flags.any(axis=1))
+    rows = np.flatnonzero(flags[:, 0] | flags[:, 1] | flags[:, 2])  # any(axis=1) takes ten times as long
     f = flags[rows]
     k = len(rows)
     launches = np.zeros(k, np.int16)
