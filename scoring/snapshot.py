@@ -286,6 +286,18 @@ def _encode(frame: pd.DataFrame, categories: dict[str, list[str]]) -> np.ndarray
     return values
 
 
+def _encode_arrow(batch: pa.RecordBatch, categories: dict[str, list[str]]) -> np.ndarray:
+    """`_encode` of a batch whose number columns are whole numbers or floats, read straight from Arrow (a
+    missing value as NaN) rather than through a frame: the same matrix in half the time."""
+    values = np.empty((batch.num_rows, batch.num_columns), dtype=np.float64)
+    for j, c in enumerate(batch.schema.names):
+        if c in categories:
+            values[:, j] = _encode(batch.select([c]).to_pandas(), categories)[:, 0]
+        else:
+            values[:, j] = pc.cast(batch.column(j), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    return values
+
+
 def block_file(dtype: str) -> str:
     """The file of the matrix's columns of one type (float64's keeps the name of the one matrix there was)."""
     return VALUES_FILE if dtype == FLOAT else f"snapshot-values-{dtype}.npy"
@@ -330,8 +342,10 @@ def write_mapped(parquet: Path, folder: Path, batch_rows: int = 250_000) -> list
                                             shape=(len(ids), dtypes.count(d))))
               for d in dict.fromkeys(dtypes)}
     start = 0
+    arrow = all(pa.types.is_integer(t) or pa.types.is_floating(t)
+                for c, t in zip(pf.schema_arrow.names, pf.schema_arrow.types) if c in columns and c not in categories)
     for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
-        block = _encode(batch.to_pandas(), categories)
+        block = _encode_arrow(batch, categories) if arrow else _encode(batch.to_pandas(), categories)
         where = slice(start, start + len(block)) if rank is None else rank[start:start + len(block)]
         for d, (cols, out) in blocks.items():
             out[where] = pack(block[:, cols], d)
