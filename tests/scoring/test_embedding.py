@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scoring import embedding
 from scoring.embedding import EmbeddingSpace, RowEmbedder
 from scoring.lookalike import Lookalike
 from scoring.snapshot import Snapshot
@@ -42,7 +43,10 @@ def space(snapshot) -> EmbeddingSpace:
     return EmbeddingSpace.fit(sample, {"acquisition_channel": ["ads", "invite", "organic"], "gender": ["F", "M"]})
 
 
-def test_rows_embed_bit_for_bit_as_their_frame(snapshot, space):
+@pytest.mark.parametrize("parallel_rows", [N, 100], ids=["one thread", "slices on threads"])
+def test_rows_embed_bit_for_bit_as_their_frame(snapshot, space, parallel_rows, monkeypatch):
+    monkeypatch.setattr(embedding, "PARALLEL_ROWS", parallel_rows)
+    monkeypatch.setattr(embedding, "CORES", 3)  # slices of unequal length, whatever this box has
     rows = np.random.default_rng(0).choice(N, 2500)  # any order, repeats allowed
     assert np.array_equal(RowEmbedder(space, snapshot)(rows), space.embed(snapshot.take_frame(rows)))
 
