@@ -64,7 +64,7 @@ def test_reranked_candidates_find_the_exact_neighbours(snapshot, space):
     seeds, per_seed = np.arange(0, N, 60), 30
     truth = exact.search(vectors[seeds], per_seed)[1]
     plain = coarse.search(vectors[seeds], per_seed)[1]
-    nb = lk.neighbours(seeds, per_seed, protected_off=False)
+    nb = lk.neighbours(seeds, per_seed, protected_off=False, candidates=2 * per_seed)  # 4-bit codes: twice as deep
 
     def recall(found: np.ndarray) -> float:
         return float(np.mean([len(np.intersect1d(a, b)) / per_seed for a, b in zip(found, truth)]))
